@@ -1,0 +1,315 @@
+"""Configs: frozen dataclasses, loaded from YAML and overridden with ``key=value``.
+
+A run is described by one :class:`RunConfig` with four sections (``model``, ``tokenizer``,
+``data``, ``train``). The YAML files in ``configs/`` map 1:1 onto these classes, and
+``--set model.n_layers=4`` overrides any field by its dotted path. Every mistake — an unknown
+key, a wrong type, an impossible combination — fails at load time with the key's path in the
+message, long before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tinyslm.errors import ConfigError
+
+PRESETS = ("gpt", "llama")
+
+# What each preset means when a field is left unset (None). GPT-2: learned positions, LayerNorm,
+# GELU MLP, biases everywhere. Llama: RoPE, RMSNorm, SwiGLU, no biases.
+_PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gpt": dict(positions="learned", norm="layernorm", mlp="gelu", bias=True, norm_eps=1e-5),
+    "llama": dict(positions="rope", norm="rmsnorm", mlp="swiglu", bias=False, norm_eps=1e-5),
+}
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """Llama 3's RoPE frequency scaling (long wavelengths stretched by ``factor``)."""
+
+    factor: float = 8.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_seq_len: int = 8192
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The transformer's shape and flavour.
+
+    Fields left as ``None`` take the preset's choice: ``preset="gpt"`` is GPT-2 (learned
+    positions, LayerNorm, GELU, biases), ``preset="llama"`` is Llama (RoPE, RMSNorm, SwiGLU,
+    grouped-query attention, no biases).
+    """
+
+    preset: str = "llama"
+    vocab_size: int = 512
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int | None = None  # None -> n_heads (multi-head attention); 1 -> multi-query
+    d_ff: int | None = None  # None -> 4*d_model (gelu) or ~8/3*d_model rounded up to 32 (swiglu)
+    max_seq_len: int = 256
+    positions: Literal["learned", "rope"] | None = None
+    norm: Literal["layernorm", "rmsnorm"] | None = None
+    mlp: Literal["gelu", "swiglu"] | None = None
+    bias: bool | None = None  # biases in every linear layer and norm (GPT-2)
+    qkv_bias: bool = False  # biases on q/k/v only (Qwen2)
+    tie_embeddings: bool = True
+    dropout: float = 0.0
+    norm_eps: float | None = None
+    rope_theta: float = 10000.0
+    rope_scaling: RopeScaling | None = None
+    init_std: float = 0.02
+    attention: Literal["naive", "fused"] = "naive"
+    compute_dtype: Literal["float32", "bfloat16"] = "float32"
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"model.preset: unknown preset {self.preset!r}; choose one of {PRESETS}")
+        for name, value in _PRESET_DEFAULTS[self.preset].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.n_kv_heads is None:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
+        if self.d_ff is None:
+            object.__setattr__(self, "d_ff", _default_d_ff(self.d_model, self.mlp))
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "max_seq_len"):
+            _require(getattr(self, name) > 0, f"model.{name}", f"must be positive, got {getattr(self, name)}")
+        _require(
+            self.d_model % self.n_heads == 0,
+            "model.d_model",
+            f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
+        )
+        _require(
+            self.n_heads % self.n_kv_heads == 0,
+            "model.n_kv_heads",
+            f"n_heads={self.n_heads} is not divisible by n_kv_heads={self.n_kv_heads}",
+        )
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {self.dropout}")
+        _require(self.init_std > 0, "model.init_std", f"must be positive, got {self.init_std}")
+        if self.positions == "rope":
+            _require(self.head_dim % 2 == 0, "model.d_model", f"RoPE needs an even head_dim, got {self.head_dim}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+def _default_d_ff(d_model: int, mlp: str) -> int:
+    if mlp == "gelu":
+        return 4 * d_model
+    # SwiGLU has three matrices instead of two: 2/3 of 4*d keeps the parameter count (Shazeer 2020).
+    return -(-int(8 * d_model / 3) // 32) * 32
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Which tokenizer to build for a run: characters, or a sentencepiece BPE / unigram model."""
+
+    type: Literal["char", "bpe", "unigram"] = "bpe"
+    vocab_size: int = 512  # ignored for "char" (the vocabulary is the corpus's characters)
+
+    def __post_init__(self) -> None:
+        _require(self.vocab_size > 0, "tokenizer.vocab_size", f"must be positive, got {self.vocab_size}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training text comes from: a registered dataset name, or your own text file."""
+
+    name: str = "symptoms"  # a name from `tinyslm data list`
+    path: str | None = None  # your own UTF-8 text file; overrides `name`
+    val_fraction: float = 0.1  # the last 10% of the text is held out for validation
+    corpus_bytes: int = 2_000_000  # size of the generated corpus (embedded dataset only)
+    seed: int = 0  # seed of the generated corpus (embedded dataset only)
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.val_fraction < 1.0, "data.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
+        _require(self.corpus_bytes > 0, "data.corpus_bytes", f"must be positive, got {self.corpus_bytes}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: batch, schedule, optimizer, precision and how often to log, eval and save."""
+
+    batch_size: int = 16
+    seq_len: int = 128
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_steps: int = 1000
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # cosine decays to this floor
+    warmup_steps: int = 100
+    decay_steps: int | None = None  # None -> max_steps
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # global-norm clipping; 0 disables
+    eval_interval: int = 200
+    eval_batches: int = 20
+    log_interval: int = 10
+    ckpt_interval: int = 500
+    keep_checkpoints: int = 2
+    seed: int = 1337
+    samples: int = 3  # samples printed at the end of `tinyslm train`
+    sample_tokens: int = 80
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "seq_len", "grad_accum", "max_steps", "eval_interval", "eval_batches",
+                     "log_interval", "ckpt_interval", "keep_checkpoints"):
+            _require(getattr(self, name) > 0, f"train.{name}", f"must be positive, got {getattr(self, name)}")
+        _require(self.lr > 0, "train.lr", f"must be positive, got {self.lr}")
+        _require(0 <= self.min_lr <= self.lr, "train.min_lr", f"must be in [0, lr={self.lr}], got {self.min_lr}")
+        _require(self.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        _require(self.grad_clip >= 0, "train.grad_clip", f"must be >= 0, got {self.grad_clip}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to rebuild a run: written to ``runs/NAME/config.yaml``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.train.seq_len <= self.model.max_seq_len,
+            "train.seq_len",
+            f"seq_len={self.train.seq_len} exceeds model.max_seq_len={self.model.max_seq_len}",
+        )
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+# --------------------------------------------------------------------------------------------
+# Dicts <-> dataclasses, with type checks that name the key.
+# --------------------------------------------------------------------------------------------
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a (YAML-loaded) dict, checking keys and types recursively."""
+    where = path or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"{key}: unknown key; valid keys here are {sorted(known)}")
+    kwargs = {name: _coerce(hints[name], value, f"{path}.{name}" if path else name) for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # pragma: no cover - all fields have defaults
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} matches none of {tp}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{path}: {value!r} is not one of {allowed}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else from_dict(tp, value, path)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and (type(value) is tp):
+        return value
+    raise ConfigError(f"{path}: expected {getattr(tp, '__name__', tp)}, got {type(value).__name__} {value!r}")
+
+
+def to_dict(config: Any) -> dict:
+    """A plain dict of a config dataclass (YAML-ready, resolved preset values included)."""
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """Apply ``section.key=value`` strings (values parsed as YAML) and re-validate.
+
+    >>> apply_overrides(RunConfig(), ["model.n_layers=2"]).model.n_layers
+    2
+    """
+    data = to_dict(config)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. model.n_layers=4")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                if part in node and node[part] is None and parts[: i + 1] == ["model", "rope_scaling"]:
+                    node[part] = to_dict(RopeScaling())
+                else:
+                    raise ConfigError(f"{'.'.join(parts[: i + 1])}: unknown section in override {item!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ConfigError(f"{key}: unknown key in override {item!r}")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return from_dict(RunConfig, _unresolve(data, overrides))
+
+
+def _unresolve(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Reset preset-derived model fields to None so that an overridden preset re-derives them."""
+    touched = {item.split("=", 1)[0].strip() for item in overrides}
+    if "model.preset" in touched:
+        for name in (*_PRESET_DEFAULTS["gpt"], "d_ff", "n_kv_heads"):
+            if f"model.{name}" not in touched:
+                data["model"][name] = None
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides."""
+    if path is None:
+        config = RunConfig()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} not found (run from the repository root, or give a full path)")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        config = from_dict(RunConfig, data)
+    return apply_overrides(config, overrides) if overrides else config
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write the fully resolved config as YAML (enough to rebuild the run)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+__all__ = [
+    "ModelConfig", "RopeScaling", "TokenizerConfig", "DataConfig", "TrainConfig", "RunConfig",
+    "from_dict", "to_dict", "apply_overrides", "load_config", "save_config", "replace", "PRESETS",
+]
