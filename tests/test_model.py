@@ -1,0 +1,263 @@
+"""The model against naive NumPy references, written loop by loop from the papers' equations."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from tinyslm.config import ModelConfig, RopeScaling
+from tinyslm.model import (
+    TransformerLM,
+    apply_rope,
+    causal_attention,
+    count_params,
+    fused_attention,
+    layer_norm,
+    param_count,
+    rms_norm,
+    rope_frequencies,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def tiny(preset: str, **overrides) -> ModelConfig:
+    base = dict(vocab_size=37, d_model=24, n_layers=2, n_heads=4, max_seq_len=16)
+    return ModelConfig(preset=preset, **{**base, **overrides})
+
+
+# ----------------------------------------------------------------------------- NumPy references
+
+
+def np_attention(q, k, v):
+    """Loop over batch and heads; query head h uses KV head h // (H / Hkv); causal triangle."""
+    B, T, H, D = q.shape
+    group = H // k.shape[2]
+    out = np.zeros_like(q)
+    for b in range(B):
+        for h in range(H):
+            scores = q[b, :, h] @ k[b, :, h // group].T / math.sqrt(D)
+            scores[np.triu_indices(T, 1)] = -np.inf
+            w = np.exp(scores - scores.max(-1, keepdims=True))
+            out[b, :, h] = (w / w.sum(-1, keepdims=True)) @ v[b, :, h // group]
+    return out
+
+
+def np_rope(x, positions, theta, scaling=None):
+    """Rotate pair (i, i + D/2) by position * freq_i, with Llama 3 scaling done per frequency."""
+    D = x.shape[-1]
+    out = np.empty_like(x)
+    for i in range(D // 2):
+        freq = theta ** (-2 * i / D)
+        if scaling is not None:
+            wavelen = 2 * math.pi / freq
+            lo = scaling.original_max_seq_len / scaling.low_freq_factor
+            hi = scaling.original_max_seq_len / scaling.high_freq_factor
+            if wavelen > lo:
+                freq = freq / scaling.factor
+            elif wavelen >= hi:
+                s = (scaling.original_max_seq_len / wavelen - scaling.low_freq_factor) / (
+                    scaling.high_freq_factor - scaling.low_freq_factor)
+                freq = (1 - s) * freq / scaling.factor + s * freq
+        angle = positions[:, :, None] * freq
+        a, b = x[..., i], x[..., i + D // 2]
+        out[..., i] = a * np.cos(angle) - b * np.sin(angle)
+        out[..., i + D // 2] = b * np.cos(angle) + a * np.sin(angle)
+    return out
+
+
+def np_layer_norm(x, g, b, eps):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * g + b
+
+
+def np_rms_norm(x, g, eps):
+    return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + eps) * g
+
+
+def np_gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def np_forward(model: TransformerLM, tokens: np.ndarray) -> np.ndarray:
+    """The whole LM in NumPy from the model's parameters (no tinyslm function is reused)."""
+    c = model.config
+    P = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    lin = lambda x, p: x @ p["kernel"] + (p["bias"] if "bias" in p else 0)
+    norm = (lambda x, p: np_layer_norm(x, p["scale"], p.get("bias", 0), c.norm_eps)) if c.norm == "layernorm" \
+        else (lambda x, p: np_rms_norm(x, p["scale"], c.norm_eps))
+    B, T = tokens.shape
+    pos = np.broadcast_to(np.arange(T), (B, T)).astype(np.float64)
+    x = P["embed"]["weight"][tokens]
+    if c.positions == "learned":
+        x = x + P["pos_embed"]["weight"][:T]
+    for blk in P["blocks"].values():
+        h = norm(x, blk["attn_norm"])
+        a = blk["attn"]
+        q = lin(h, a["q"]).reshape(B, T, c.n_heads, c.head_dim)
+        k = lin(h, a["k"]).reshape(B, T, c.n_kv_heads, c.head_dim)
+        v = lin(h, a["v"]).reshape(B, T, c.n_kv_heads, c.head_dim)
+        if c.positions == "rope":
+            q, k = np_rope(q, pos, c.rope_theta, c.rope_scaling), np_rope(k, pos, c.rope_theta, c.rope_scaling)
+        x = x + lin(np_attention(q, k, v).reshape(B, T, -1), a["o"])
+        h = norm(x, blk["mlp_norm"])
+        m = blk["mlp"]
+        if c.mlp == "swiglu":
+            g = lin(h, m["gate"])
+            inner = g / (1 + np.exp(-g)) * lin(h, m["up"])
+        else:
+            inner = np_gelu_tanh(lin(h, m["up"]))
+        x = x + lin(inner, m["down"])
+    x = norm(x, P["final_norm"])
+    return x @ (P["embed"]["weight"].T if c.tie_embeddings else P["head"]["kernel"])
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+@pytest.mark.parametrize("n_heads,n_kv_heads", [(4, 4), (6, 2), (5, 1), (3, 3)])
+def test_attention_matches_naive_loops(n_heads, n_kv_heads):
+    B, T, D = 2, 7, 5  # odd sizes on purpose
+    q = RNG.standard_normal((B, T, n_heads, D)).astype(np.float32)
+    k = RNG.standard_normal((B, T, n_kv_heads, D)).astype(np.float32)
+    v = RNG.standard_normal((B, T, n_kv_heads, D)).astype(np.float32)
+    pos = jnp.broadcast_to(jnp.arange(T), (B, T))
+    expected = np_attention(q, k, v)
+    for attend in (causal_attention, fused_attention):
+        np.testing.assert_allclose(attend(q, k, v, pos, pos), expected, atol=1e-5)
+
+
+def test_gqa_with_repeated_kv_heads_equals_mha():
+    B, T, H, Hkv, D = 1, 6, 6, 2, 4
+    q = RNG.standard_normal((B, T, H, D)).astype(np.float32)
+    k = RNG.standard_normal((B, T, Hkv, D)).astype(np.float32)
+    v = RNG.standard_normal((B, T, Hkv, D)).astype(np.float32)
+    pos = jnp.broadcast_to(jnp.arange(T), (B, T))
+    gqa = causal_attention(q, k, v, pos, pos)
+    mha = causal_attention(q, np.repeat(k, H // Hkv, axis=2), np.repeat(v, H // Hkv, axis=2), pos, pos)
+    np.testing.assert_allclose(gqa, mha, atol=1e-6)
+
+
+@pytest.mark.parametrize("scaling", [None, RopeScaling(factor=8.0, original_max_seq_len=64)])
+def test_rope_matches_naive_rotation(scaling):
+    x = RNG.standard_normal((2, 9, 3, 16)).astype(np.float32)
+    pos = RNG.integers(0, 500, (2, 9))
+    got = apply_rope(jnp.asarray(x), jnp.asarray(pos), rope_frequencies(16, 10000.0, scaling))
+    np.testing.assert_allclose(got, np_rope(x, pos, 10000.0, scaling), atol=2e-4, rtol=1e-4)
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    inv_freq = rope_frequencies(8, 10000.0)
+    q = jnp.asarray(RNG.standard_normal((1, 1, 1, 8)), jnp.float32)
+    k = jnp.asarray(RNG.standard_normal((1, 1, 1, 8)), jnp.float32)
+    dot = lambda m, n: float(jnp.sum(apply_rope(q, jnp.array([[m]]), inv_freq) * apply_rope(k, jnp.array([[n]]), inv_freq)))
+    assert dot(5, 2) == pytest.approx(dot(103, 100), abs=1e-4)
+    assert dot(5, 2) != pytest.approx(dot(5, 4), abs=1e-3)
+
+
+def test_norms_match_numpy():
+    x = RNG.standard_normal((3, 5, 12)).astype(np.float32) * 3 + 1
+    g, b = RNG.standard_normal(12).astype(np.float32), RNG.standard_normal(12).astype(np.float32)
+    np.testing.assert_allclose(layer_norm(x, g, b, 1e-5), np_layer_norm(x, g, b, 1e-5), atol=1e-5)
+    np.testing.assert_allclose(rms_norm(x, g, 1e-6), np_rms_norm(x, g, 1e-6), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- the whole model
+
+
+@pytest.mark.parametrize("preset,extra", [
+    ("gpt", {}),
+    ("gpt", {"tie_embeddings": False}),
+    ("llama", {"n_kv_heads": 2}),
+    ("llama", {"n_kv_heads": 1, "qkv_bias": True, "tie_embeddings": False}),
+    ("llama", {"rope_scaling": RopeScaling(factor=4.0, original_max_seq_len=8)}),
+])
+def test_model_matches_numpy_forward(preset, extra):
+    model = TransformerLM(tiny(preset, **extra), rngs=nnx.Rngs(1))
+    # Move every parameter off its init so that a wrong layout cannot hide behind 0.02 weights.
+    state = nnx.state(model, nnx.Param)
+    leaves, treedef = jax.tree.flatten(state)
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    nnx.update(model, jax.tree.unflatten(treedef, [
+        leaf + 0.3 * jax.random.normal(key, leaf.shape) for leaf, key in zip(leaves, keys)]))
+    tokens = RNG.integers(0, 37, (2, 11))
+    np.testing.assert_allclose(model(jnp.asarray(tokens)), np_forward(model, tokens), atol=2e-4, rtol=2e-4)
+
+
+def test_naive_and_fused_attention_models_agree():
+    cfg = tiny("llama", n_kv_heads=2)
+    naive = TransformerLM(cfg, rngs=nnx.Rngs(0))
+    fused = TransformerLM(ModelConfig(**{**cfg.__dict__, "attention": "fused"}), rngs=nnx.Rngs(0))
+    tokens = jnp.asarray(RNG.integers(0, 37, (2, 13)))
+    np.testing.assert_allclose(naive(tokens), fused(tokens), atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["gpt", "llama"])
+def test_causality(preset):
+    model = TransformerLM(tiny(preset, n_kv_heads=2), rngs=nnx.Rngs(0))
+    tokens = RNG.integers(0, 37, (1, 12))
+    changed = tokens.copy()
+    changed[0, 7:] = (changed[0, 7:] + 1) % 37
+    a, b = model(jnp.asarray(tokens)), model(jnp.asarray(changed))
+    np.testing.assert_allclose(a[:, :7], b[:, :7], atol=1e-6)
+    assert np.abs(np.asarray(a[:, 7:] - b[:, 7:])).max() > 1e-4
+
+
+@pytest.mark.parametrize("preset", ["gpt", "llama"])
+def test_cached_forward_in_pieces_equals_full_forward(preset):
+    model = TransformerLM(tiny(preset, n_kv_heads=2), rngs=nnx.Rngs(0))
+    tokens = jnp.asarray(RNG.integers(0, 37, (2, 10)))
+    full = model(tokens)
+    cache = model.init_cache(batch=2, max_len=16)
+    pieces = []
+    for start, stop in [(0, 6), (6, 7), (7, 10)]:
+        pos = jnp.broadcast_to(jnp.arange(start, stop), (2, stop - start))
+        logits, cache = model.forward(tokens[:, start:stop], pos, cache)
+        pieces.append(logits)
+    np.testing.assert_allclose(jnp.concatenate(pieces, axis=1), full, atol=1e-5)
+
+
+def test_mqa_and_odd_shapes_run():
+    cfg = tiny("llama", d_model=30, n_heads=5, n_kv_heads=1, d_ff=17, vocab_size=11)
+    logits = TransformerLM(cfg, rngs=nnx.Rngs(0))(jnp.zeros((3, 7), jnp.int32))
+    assert logits.shape == (3, 7, 11) and logits.dtype == jnp.float32
+
+
+def test_dropout_uses_its_key_only():
+    model = TransformerLM(tiny("gpt", dropout=0.5), rngs=nnx.Rngs(0))
+    tokens = jnp.asarray(RNG.integers(0, 37, (2, 8)))
+    k1, k2 = jax.random.key(1), jax.random.key(2)
+    np.testing.assert_array_equal(model(tokens), model(tokens))  # no key: deterministic, no dropout
+    np.testing.assert_array_equal(model(tokens, dropout_key=k1), model(tokens, dropout_key=k1))
+    assert not np.allclose(model(tokens, dropout_key=k1), model(tokens, dropout_key=k2))
+
+
+def test_gpt2_init_scales_residual_projections():
+    cfg = ModelConfig(preset="gpt", vocab_size=64, d_model=256, n_layers=8, n_heads=4, max_seq_len=16)
+    model = TransformerLM(cfg, rngs=nnx.Rngs(0))
+    block = model.blocks[0]
+    assert float(jnp.std(block.attn.q.kernel[...])) == pytest.approx(0.02, rel=0.05)
+    assert float(jnp.std(block.attn.o.kernel[...])) == pytest.approx(0.02 / 4, rel=0.05)
+    assert float(jnp.std(block.mlp.down.kernel[...])) == pytest.approx(0.02 / 4, rel=0.05)
+
+
+# ----------------------------------------------------------------------------- parameter counts
+
+
+@pytest.mark.parametrize("cfg", [
+    tiny("gpt"), tiny("gpt", tie_embeddings=False), tiny("gpt", bias=False),
+    tiny("llama"), tiny("llama", n_kv_heads=1, qkv_bias=True), tiny("llama", tie_embeddings=False, d_ff=40),
+    tiny("llama", norm="layernorm", mlp="gelu", bias=True),
+])
+def test_param_count_matches_created_parameters(cfg):
+    assert param_count(cfg) == count_params(TransformerLM(cfg, rngs=nnx.Rngs(0)))
+
+
+def test_param_count_of_known_models():
+    gpt2_small = ModelConfig(preset="gpt", vocab_size=50257, d_model=768, n_layers=12, n_heads=12, max_seq_len=1024)
+    smollm2_135m = ModelConfig(preset="llama", vocab_size=49152, d_model=576, n_layers=30, n_heads=9,
+                               n_kv_heads=3, d_ff=1536, max_seq_len=2048)
+    assert param_count(gpt2_small) == 124_439_808
+    assert param_count(smollm2_135m) == 134_515_008

@@ -1,0 +1,132 @@
+"""Causal self-attention with multi-head, grouped-query and multi-query variants, and a KV cache.
+
+Each token asks a question (its *query*), advertises what it contains (its *key*) and offers
+content (its *value*). A token's output is the average of the values of the tokens before it,
+weighted by how well its query matches their keys (Vaswani et al. 2017, "Attention Is All You
+Need", arXiv:1706.03762):
+
+    scores  = q @ k.T / sqrt(head_dim)          how relevant is each earlier token?
+    scores  = where(causal, scores, -inf)       a token may not look at the future
+    weights = softmax(scores)                   relevances that sum to one
+    out     = weights @ v                       the weighted mix of values
+
+Grouped-query attention (Ainslie et al. 2023, arXiv:2305.13245) lets ``G`` query heads share one
+key/value head: ``n_kv_heads == n_heads`` is ordinary multi-head attention, ``n_kv_heads == 1``
+is multi-query attention (Shazeer 2019). Fewer KV heads means a smaller KV cache when decoding.
+
+Positions drive the mask: a query at position p sees every key whose position is <= p. During
+training the positions are 0..T-1 and this is the usual triangle; during decoding the keys are
+the slots of a preallocated cache and slot j holds the token at position j.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from tinyslm.config import ModelConfig
+from tinyslm.model.embedding import apply_rope
+from tinyslm.model.linear import Linear
+
+
+@jax.tree_util.register_dataclass
+@dataclass
+class LayerCache:
+    """One layer's preallocated keys and values: k, v (B, max_len, n_kv_heads, head_dim).
+
+    Slot j holds the key/value of the token at position j; writing a token at position p
+    overwrites slot p, so the cache never grows or reallocates while decoding.
+    """
+
+    k: jax.Array
+    v: jax.Array
+
+    @classmethod
+    def empty(cls, batch: int, max_len: int, n_kv_heads: int, head_dim: int, dtype=jnp.float32) -> "LayerCache":
+        shape = (batch, max_len, n_kv_heads, head_dim)
+        return cls(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype))
+
+    def write(self, k_new: jax.Array, v_new: jax.Array, positions: jax.Array) -> "LayerCache":
+        """Store k/v_new (B, T, Hkv, D) in slots positions[b, 0] .. positions[b, 0] + T - 1.
+
+        Each row may start at a different position (prompts of different lengths). The caller
+        (the decoder) guarantees the slots exist; ``dynamic_update_slice`` would otherwise clamp.
+        """
+
+        def write_row(cache_row, new_row, start):  # (S, Hkv, D), (T, Hkv, D), ()
+            return jax.lax.dynamic_update_slice(cache_row, new_row.astype(cache_row.dtype), (start, 0, 0))
+
+        starts = positions[:, 0]
+        return LayerCache(
+            k=jax.vmap(write_row)(self.k, k_new, starts),
+            v=jax.vmap(write_row)(self.v, v_new, starts),
+        )
+
+
+def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
+    """Attention written out step by step (the lesson's version).
+
+    q (B, T, H, D); k, v (B, S, Hkv, D); q_positions (B, T); k_positions (B, S) -> (B, T, H, D).
+    Query t of row b sees key s iff k_positions[b, s] <= q_positions[b, t].
+    """
+    B, T, H, D = q.shape
+    n_kv = k.shape[2]
+    q = q.reshape(B, T, n_kv, H // n_kv, D)  # split query heads into groups that share a KV head
+    scores = jnp.einsum("btkgd,bskd->bkgts", q, k) / jnp.sqrt(D).astype(q.dtype)  # (B, Hkv, G, T, S)
+    visible = k_positions[:, None, :] <= q_positions[:, :, None]  # (B, T, S)
+    scores = jnp.where(visible[:, None, None], scores.astype(jnp.float32), -jnp.inf)
+    weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bkgts,bskd->btkgd", weights, v)  # (B, T, Hkv, G, D)
+    return out.reshape(B, T, H, D)
+
+
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
+    """The same computation through ``jax.nn.dot_product_attention`` (cuDNN flash attention on GPU)."""
+    visible = k_positions[:, None, :] <= q_positions[:, :, None]  # (B, T, S)
+    implementation = "cudnn" if jax.default_backend() == "gpu" and q.dtype == jnp.bfloat16 else None
+    return jax.nn.dot_product_attention(q, k, v, mask=visible[:, None], implementation=implementation)
+
+
+ATTENTION_IMPLEMENTATIONS = {"naive": causal_attention, "fused": fused_attention}
+
+
+class Attention(nnx.Module):
+    """Multi-head / grouped-query causal self-attention with optional RoPE and KV cache."""
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        c = config
+        self.n_heads, self.n_kv_heads, self.head_dim = c.n_heads, c.n_kv_heads, c.head_dim
+        self.use_rope = c.positions == "rope"
+        self.attend = ATTENTION_IMPLEMENTATIONS[c.attention]
+        qkv_bias = c.bias or c.qkv_bias
+        residual_std = c.init_std / (2 * c.n_layers) ** 0.5  # GPT-2: keep the residual stream's variance flat
+        self.q = Linear(c.d_model, c.n_heads * c.head_dim, bias=qkv_bias, std=c.init_std, rngs=rngs)
+        self.k = Linear(c.d_model, c.n_kv_heads * c.head_dim, bias=qkv_bias, std=c.init_std, rngs=rngs)
+        self.v = Linear(c.d_model, c.n_kv_heads * c.head_dim, bias=qkv_bias, std=c.init_std, rngs=rngs)
+        self.o = Linear(c.n_heads * c.head_dim, c.d_model, bias=c.bias, std=residual_std, rngs=rngs)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        positions: jax.Array,
+        inv_freq: jax.Array | None,
+        cache: LayerCache | None = None,
+    ) -> tuple[jax.Array, LayerCache | None]:
+        """x (B, T, d_model), positions (B, T) -> (B, T, d_model), updated cache (or None)."""
+        B, T, _ = x.shape
+        q = self.q(x).reshape(B, T, self.n_heads, self.head_dim)
+        k = self.k(x).reshape(B, T, self.n_kv_heads, self.head_dim)
+        v = self.v(x).reshape(B, T, self.n_kv_heads, self.head_dim)
+        if self.use_rope:
+            q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+        if cache is None:
+            k_all, v_all, k_positions = k, v, positions
+        else:
+            cache = cache.write(k, v, positions)
+            k_all, v_all = cache.k.astype(q.dtype), cache.v.astype(q.dtype)
+            k_positions = jnp.broadcast_to(jnp.arange(cache.k.shape[1]), (B, cache.k.shape[1]))
+        out = self.attend(q, k_all, v_all, positions, k_positions)  # (B, T, H, D)
+        return self.o(out.reshape(B, T, self.n_heads * self.head_dim)), cache
