@@ -27,3 +27,7 @@ class CheckpointError(TinySLMError):
 
 class GenerationError(TinySLMError):
     """A generation request cannot be served (e.g. the prompt is longer than the context)."""
+
+
+class TrainingError(TinySLMError):
+    """Training cannot go on (e.g. the loss became NaN); the message says which step and what to try."""

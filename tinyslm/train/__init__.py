@@ -1,0 +1,13 @@
+"""Training: optimizer, compiled step, loop, checkpoints and metrics."""
+
+from tinyslm.train.checkpoint import Checkpointer, Run, load_run, save_run
+from tinyslm.train.metrics import MetricsLog, device_peak_flops, flops_per_token, plot_losses
+from tinyslm.train.optim import decay_mask, learning_rate_schedule, make_optimizer
+from tinyslm.train.step import cross_entropy, make_eval_step, make_train_step
+from tinyslm.train.trainer import TrainResult, train
+
+__all__ = [
+    "train", "TrainResult", "load_run", "save_run", "Run", "Checkpointer", "make_optimizer", "learning_rate_schedule",
+    "decay_mask", "make_train_step", "make_eval_step", "cross_entropy", "MetricsLog", "plot_losses",
+    "flops_per_token", "device_peak_flops",
+]
