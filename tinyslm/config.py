@@ -9,6 +9,7 @@ message, long before anything is compiled.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -50,13 +51,13 @@ class ModelConfig:
     """
 
     preset: str = "llama"
-    vocab_size: int = 512
+    vocab_size: int = 1024  # a run sets this from its tokenizer
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
     n_kv_heads: int | None = None  # None -> n_heads (multi-head attention); 1 -> multi-query
     d_ff: int | None = None  # None -> 4*d_model (gelu) or ~8/3*d_model rounded up to 32 (swiglu)
-    max_seq_len: int = 256
+    max_seq_len: int = 128
     positions: Literal["learned", "rope"] | None = None
     norm: Literal["layernorm", "rmsnorm"] | None = None
     mlp: Literal["gelu", "swiglu"] | None = None
@@ -115,7 +116,7 @@ class TokenizerConfig:
     """Which tokenizer to build for a run: characters, or a sentencepiece BPE / unigram model."""
 
     type: Literal["char", "bpe", "unigram"] = "bpe"
-    vocab_size: int = 512  # ignored for "char" (the vocabulary is the corpus's characters)
+    vocab_size: int = 1024  # ignored for "char" (the vocabulary is the corpus's characters)
 
     def __post_init__(self) -> None:
         _require(self.vocab_size > 0, "tokenizer.vocab_size", f"must be positive, got {self.vocab_size}")
@@ -143,16 +144,16 @@ class TrainConfig:
     batch_size: int = 16
     seq_len: int = 128
     grad_accum: int = 1  # micro-batches per optimizer step
-    max_steps: int = 1000
-    lr: float = 1e-3
+    max_steps: int = 1500
+    lr: float = 2e-3
     min_lr: float = 1e-4  # cosine decays to this floor
     warmup_steps: int = 100
     decay_steps: int | None = None  # None -> max_steps
     weight_decay: float = 0.1
     beta1: float = 0.9
-    beta2: float = 0.95
+    beta2: float = 0.99
     grad_clip: float = 1.0  # global-norm clipping; 0 disables
-    eval_interval: int = 200
+    eval_interval: int = 250
     eval_batches: int = 20
     log_interval: int = 10
     ckpt_interval: int = 500
@@ -242,6 +243,11 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         return value if isinstance(value, tp) else from_dict(tp, value, path)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float, str, bool) and (type(value) is tp):
         return value
     raise ConfigError(f"{path}: expected {getattr(tp, '__name__', tp)}, got {type(value).__name__} {value!r}")
@@ -252,56 +258,59 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
-def apply_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
-    """Apply ``section.key=value`` strings (values parsed as YAML) and re-validate.
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Set ``section.key=value`` strings (values parsed as YAML) in a raw config dict.
 
-    >>> apply_overrides(RunConfig(), ["model.n_layers=2"]).model.n_layers
-    2
+    Overrides go into the dict *before* presets are resolved, so ``model.preset=gpt`` or
+    ``model.n_heads=8`` re-derive every field that was left unset.
+
+    >>> apply_overrides({}, ["model.n_layers=2"])
+    {'model': {'n_layers': 2}}
     """
-    data = to_dict(config)
+    data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. model.n_layers=4")
-        key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = data
-        for i, part in enumerate(parts[:-1]):
+        key, raw = (part.strip() for part in item.split("=", 1))
+        parts = key.split(".")
+        cls, node = RunConfig, data
+        for i, part in enumerate(parts):
+            names = {f.name for f in fields(cls)}
+            if part not in names:
+                raise ConfigError(f"{'.'.join(parts[: i + 1])}: unknown key in override {item!r}; "
+                                  f"valid keys here are {sorted(names)}")
+            if i == len(parts) - 1:
+                node[part] = yaml.safe_load(raw)
+                break
+            cls = _dataclass_in(typing.get_type_hints(cls)[part])
+            if cls is None:
+                raise ConfigError(f"{'.'.join(parts[: i + 1])}: is a value, not a section, in override {item!r}")
             if not isinstance(node.get(part), dict):
-                if part in node and node[part] is None and parts[: i + 1] == ["model", "rope_scaling"]:
-                    node[part] = to_dict(RopeScaling())
-                else:
-                    raise ConfigError(f"{'.'.join(parts[: i + 1])}: unknown section in override {item!r}")
+                node[part] = {}
             node = node[part]
-        if parts[-1] not in node:
-            raise ConfigError(f"{key}: unknown key in override {item!r}")
-        node[parts[-1]] = yaml.safe_load(raw)
-    return from_dict(RunConfig, _unresolve(data, overrides))
-
-
-def _unresolve(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
-    """Reset preset-derived model fields to None so that an overridden preset re-derives them."""
-    touched = {item.split("=", 1)[0].strip() for item in overrides}
-    if "model.preset" in touched:
-        for name in (*_PRESET_DEFAULTS["gpt"], "d_ff", "n_kv_heads"):
-            if f"model.{name}" not in touched:
-                data["model"][name] = None
     return data
 
 
+def _dataclass_in(tp: Any) -> type | None:
+    """The dataclass in a field's type (``RopeScaling | None`` -> RopeScaling), if any."""
+    options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    return next((t for t in options if dataclasses.is_dataclass(t)), None)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides."""
-    if path is None:
-        config = RunConfig()
-    else:
+    """Load a YAML config (or the built-in defaults when ``path`` is None) with overrides applied."""
+    data: dict = {}
+    if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} not found (run from the repository root, or give a full path)")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        config = from_dict(RunConfig, data)
-    return apply_overrides(config, overrides) if overrides else config
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (model, tokenizer, data, train)")
+    return from_dict(RunConfig, apply_overrides(data, overrides))
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

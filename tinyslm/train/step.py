@@ -58,7 +58,7 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, us
         loss, grads = loss_sum / n, jax.tree.map(lambda g: g / n, grad_sum)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     return jax.jit(step, donate_argnums=(0, 1))
 

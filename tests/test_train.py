@@ -1,0 +1,152 @@
+"""The trainer: loss falls, resume is bit-identical, Ctrl-C and NaN leave a good checkpoint."""
+
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import tinyslm.train.trainer as trainer_module
+from tinyslm.config import TrainConfig, load_config
+from tinyslm.errors import CheckpointError, TrainingError
+from tinyslm.model import TransformerLM
+from tinyslm.train import (
+    MetricsLog, decay_mask, learning_rate_schedule, load_run, make_optimizer, make_train_step, train,
+)
+from tinyslm.train.evaluate import evaluate_tokens
+
+TINY = [
+    "data.corpus_bytes=60000", "tokenizer.type=char", "model.d_model=32", "model.n_layers=2",
+    "model.n_heads=2", "model.max_seq_len=32", "train.seq_len=32", "train.batch_size=8",
+    "train.warmup_steps=5", "train.lr=3e-3", "train.eval_batches=2", "train.log_interval=1",
+]
+
+
+def tiny_config(*overrides: str):
+    return load_config(None, [*TINY, *overrides])
+
+
+def losses(run_dir) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in MetricsLog(run_dir / "metrics.jsonl").read() if r["event"] == "train"}
+
+
+def test_loss_falls_and_run_directory_is_complete(tmp_path):
+    result = train(tiny_config("train.max_steps=40", "train.eval_interval=20", "train.ckpt_interval=20"),
+                   tmp_path / "run", progress=False)
+    curve = losses(tmp_path / "run")
+    assert np.mean([curve[s] for s in range(36, 41)]) < 0.8 * np.mean([curve[s] for s in range(1, 6)])
+    assert result.val_loss < curve[1]
+    for name in ("config.yaml", "tokenizer", "data/train.bin", "data/val.bin", "metrics.jsonl", "loss.png",
+                 "checkpoints/step_40"):
+        assert (tmp_path / "run" / name).exists(), name
+    run = load_run(tmp_path / "run")
+    assert run.step == 40
+    val = np.fromfile(tmp_path / "run/data/val.bin", dtype=np.uint16)
+    assert evaluate_tokens(run.model, val, seq_len=32)["val_loss"] < curve[1]
+
+
+def test_resume_is_bit_identical(tmp_path):
+    full = tiny_config("train.max_steps=12", "train.ckpt_interval=6", "train.eval_interval=6", "model.dropout=0.1")
+    train(full, tmp_path / "a", progress=False)
+    train(tiny_config("train.max_steps=6", "train.ckpt_interval=6", "train.eval_interval=6", "model.dropout=0.1",
+                      "train.decay_steps=12"), tmp_path / "b", progress=False)
+    resumed = load_config(tmp_path / "b/config.yaml", ["train.max_steps=12"])
+    train(resumed, tmp_path / "b", resume=True, progress=False)
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")  # exact float equality at every step
+
+
+def test_ctrl_c_stops_at_a_step_boundary_with_a_loadable_checkpoint(tmp_path, monkeypatch):
+    real_sample = trainer_module.sample_batch
+
+    def sample_and_interrupt(tokens, *, step, **kwargs):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+        return real_sample(tokens, step=step, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "sample_batch", sample_and_interrupt)
+    result = train(tiny_config("train.max_steps=50", "train.ckpt_interval=100", "train.eval_interval=100"),
+                   tmp_path / "run", progress=False)
+    assert result.interrupted and result.final_step == 5
+    assert load_run(tmp_path / "run").step == 5
+
+
+def test_nan_loss_stops_with_the_step_named_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real_make = trainer_module.make_train_step
+
+    def make_poisoned(graphdef, tx, use_dropout):
+        step_fn = real_make(graphdef, tx, use_dropout)
+        calls = {"n": 0}
+
+        def poisoned(params, opt_state, windows, key):
+            calls["n"] += 1
+            params, opt_state, metrics = step_fn(params, opt_state, windows, key)
+            if calls["n"] >= 7:
+                metrics = {**metrics, "loss": jnp.float32(jnp.nan)}
+            return params, opt_state, metrics
+
+        return poisoned
+
+    monkeypatch.setattr(trainer_module, "make_train_step", make_poisoned)
+    with pytest.raises(TrainingError, match="at step 7"):
+        train(tiny_config("train.max_steps=20", "train.ckpt_interval=4", "train.log_interval=5",
+                          "train.eval_interval=100"), tmp_path / "run", progress=False)
+    assert load_run(tmp_path / "run").step == 4
+
+
+def test_existing_run_directory_needs_resume(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "something").write_text("x")
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(tiny_config("train.max_steps=1"), tmp_path / "run", progress=False)
+
+
+def test_gradient_accumulation_equals_a_larger_batch():
+    config = tiny_config()
+    model = TransformerLM(config.model.__class__(**{**config.model.__dict__, "vocab_size": 50}), rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+    tx = make_optimizer(config.train, params)
+    step = make_train_step(graphdef, tx, use_dropout=False)
+    windows = np.random.default_rng(0).integers(0, 50, (4, 8, 33)).astype(np.int32)
+    copy = lambda tree: jax.tree.map(jnp.array, tree)
+    p1, _, m1 = step(copy(params), tx.init(params), windows, jax.random.key(0))
+    p4, _, m4 = step(copy(params), tx.init(params), windows.reshape(1, 32, 33), jax.random.key(0))
+    np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p4)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert step._cache_size() == 2  # one compilation per input shape, none per call
+    step(p1, tx.init(p1), windows, jax.random.key(1))
+    assert step._cache_size() == 2
+
+
+def test_train_step_never_recompiles(tmp_path, monkeypatch):
+    compiled = []
+    real_make = trainer_module.make_train_step
+
+    def recording(*args, **kwargs):
+        compiled.append(real_make(*args, **kwargs))
+        return compiled[-1]
+
+    monkeypatch.setattr(trainer_module, "make_train_step", recording)
+    train(tiny_config("train.max_steps=15", "train.eval_interval=5", "train.ckpt_interval=5"), tmp_path / "r",
+          progress=False)
+    assert compiled[0]._cache_size() == 1
+
+
+def test_weight_decay_skips_norms_biases_and_embeddings():
+    model = TransformerLM(tiny_config("model.preset=gpt").model, rngs=nnx.Rngs(0))
+    mask = decay_mask(nnx.state(model))
+    flat = {jax.tree_util.keystr(path): value for path, value in jax.tree_util.tree_flatten_with_path(mask)[0]}
+    assert all(flat[k] for k in flat if "kernel" in k)
+    assert not any(flat[k] for k in flat if "embed" in k or "bias" in k or "scale" in k)
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    schedule = learning_rate_schedule(TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110))
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(5)) == pytest.approx(5e-4)
+    assert float(schedule(10)) == pytest.approx(1e-3)
+    assert float(schedule(60)) == pytest.approx((1e-3 + 1e-4) / 2, rel=1e-3)
+    assert float(schedule(110)) == pytest.approx(1e-4) and float(schedule(500)) == pytest.approx(1e-4)
