@@ -1,0 +1,24 @@
+"""tinyslm: small language models from scratch in JAX — build, train, decode, compress, and learn how.
+
+Importing tinyslm turns on one XLA:CPU setting before JAX starts its backend: matrix
+multiplications go through XLA's YNNPACK library fusion. On this project's 2-core CPU it ran
+1024x1024 float32 matmuls at ~175 GFLOP/s instead of ~89 (the default path used one core for
+them). It changes nothing on GPU or TPU. To opt out, set ``XLA_FLAGS`` yourself before importing
+tinyslm (any value containing ``xla_cpu_experimental_ynn_fusion_type`` is left alone), or set
+``TINYSLM_DEFAULT_XLA_FLAGS=0``.
+"""
+
+import os
+
+__version__ = "0.1.0"
+
+CPU_XLA_FLAG = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT"
+
+
+def _set_fast_cpu_defaults() -> None:
+    flags = os.environ.get("XLA_FLAGS", "")
+    if os.environ.get("TINYSLM_DEFAULT_XLA_FLAGS", "1") != "0" and "xla_cpu_experimental_ynn_fusion_type" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {CPU_XLA_FLAG}".strip()
+
+
+_set_fast_cpu_defaults()

@@ -50,7 +50,7 @@ MIN_SENTENCEPIECE_VOCAB = 4 + 1 + 256
 
 META_FILE = "tokenizer.json"
 MODEL_FILE = "tokenizer.model"
-TOKENIZER_TYPES = ("char", "bpe", "unigram")
+TOKENIZER_TYPES = ("char", "bpe", "unigram", "hf")  # "hf": tinyslm.interop.hf_tokenizer.HFTokenizer
 
 _CHUNK_CHARS = 1024  # sentencepiece skips sentences over 4192 bytes; 1024 chars is at most 4096
 _MAX_SENTENCES = 1_000_000  # a bigger corpus is subsampled (shuffled) to this many sentences
@@ -285,6 +285,15 @@ def train_tokenizer(config: TokenizerConfig, text: str) -> Tokenizer:
 def load_tokenizer(directory: str | Path) -> Tokenizer:
     """Load whichever tokenizer was saved into ``directory``, as named by its ``tokenizer.json``."""
     meta = _read_meta(directory, expected=TOKENIZER_TYPES)
+    if meta["type"] == "hf":  # a pretrained model's tokenizer, imported by tinyslm.interop
+        try:
+            from tinyslm.interop.hf_tokenizer import HFTokenizer
+        except ImportError as err:
+            raise TokenizerError(
+                f"{directory} holds a Hugging Face tokenizer, which needs the `tokenizers` package ({err}); "
+                "install it with `pip install 'tinyslm[hf]'`"
+            ) from None
+        return HFTokenizer.load(directory)
     cls = CharTokenizer if meta["type"] == "char" else SentencePieceTokenizer
     return cls.load(directory)
 

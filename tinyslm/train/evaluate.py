@@ -32,8 +32,8 @@ def evaluate_tokens(model: nnx.Module, tokens: np.ndarray, seq_len: int, batch_s
     for i in range(0, len(windows), batch_size):
         batch_mask = mask[i : i + batch_size]
         loss = _masked_loss(graphdef, params, windows[i : i + batch_size], batch_mask)
-        total += float(loss) * batch_mask.sum()
-        count += batch_mask.sum()
+        total += float(loss) * float(batch_mask.sum())
+        count += float(batch_mask.sum())
     mean = total / count
     return {"val_loss": mean, "perplexity": math.exp(min(mean, 50.0)), "tokens": int(count)}
 
