@@ -81,3 +81,21 @@ def test_tokenizer_train_writes_a_loadable_tokenizer(tmp_path, capsys):
                  "--json"]) == 0
     assert last_json(capsys.readouterr().out)["vocab_size"] == 512
     assert load_tokenizer(tmp_path / "tok").vocab_size == 512
+
+
+def test_generate_prints_text_and_figures(trained_run, capsys):
+    assert main(["generate", "--run", str(trained_run), "--prompt", "The", "--max-new-tokens", "5",
+                 "--temperature", "0", "--json"]) == 0
+    captured = capsys.readouterr()
+    figures = last_json(captured.out)
+    assert {"text", "new_tokens", "prefill_ms", "tokens_per_s", "ms_per_token"} <= set(figures)
+    assert figures["new_tokens"] == 5 and captured.out.startswith("The" + figures["text"])
+    assert "tokens · prefill" in captured.err
+
+
+def test_generate_stream_equals_generate(trained_run, capsys):
+    common = ["generate", "--run", str(trained_run), "--prompt", "I ", "--max-new-tokens", "12", "--seed", "3"]
+    assert main(common) == 0
+    plain = capsys.readouterr().out
+    assert main([*common, "--stream"]) == 0
+    assert capsys.readouterr().out == plain

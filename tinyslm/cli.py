@@ -19,6 +19,7 @@ EPILOG = """examples:
   tinyslm train --config configs/shakespeare_char.yaml --set train.max_steps=500
   tinyslm train --out runs/default --resume       continue an interrupted run
   tinyslm eval --run runs/default --json
+  tinyslm generate --run runs/default --prompt "I have had a fever" --stream
   tinyslm data list
 """
 
@@ -42,7 +43,23 @@ def _train(args: argparse.Namespace) -> dict:
           + (f", val loss {result.val_loss:.4f}" if result.val_loss is not None else "")
           + f", {result.wall_s:.0f} s, {result.tokens_per_s:,.0f} tokens/s")
     print(f"Run directory: {out}  (config.yaml, checkpoints/, metrics.jsonl, loss.png)")
+    if not result.interrupted and config.train.samples > 0:
+        _print_samples(result, config.train)
     return result.summary()
+
+
+def _print_samples(result, train_config) -> None:
+    """Show what the model learned: a few continuations of the sample prompt."""
+    from tinyslm.decode import generate, make_sampler
+
+    prompt = train_config.sample_prompt
+    samples = generate(result.model, result.tokenizer, [prompt] * train_config.samples,
+                       max_new_tokens=train_config.sample_tokens, sampler=make_sampler(temperature=0.8, top_k=200),
+                       seed=train_config.seed)
+    print(f"\nSamples (temperature 0.8, top-k 200, prompt {prompt!r}):")
+    for text in samples.texts:
+        print("  " + (prompt + text).strip().replace("\n", "\n  "))
+    print(f"  [{samples.summary_line()}]")
 
 
 def _free_run_dir(name: str) -> Path:
@@ -75,6 +92,29 @@ def _eval(args: argparse.Namespace) -> dict:
     result = evaluate_tokens(run.model, tokens, seq_len=run.config.train.seq_len)
     print(f"{source}: loss {result['val_loss']:.4f} · perplexity {result['perplexity']:.2f} · {result['tokens']:,} tokens")
     return result
+
+
+def _generate(args: argparse.Namespace) -> dict:
+    from tinyslm.decode import generate, make_sampler, stream
+    from tinyslm.train import load_run
+
+    run = load_run(args.run)
+    sampler = make_sampler(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                           repetition_penalty=args.repetition_penalty)
+    options = dict(max_new_tokens=args.max_new_tokens, sampler=sampler, seed=args.seed, stop=args.stop,
+                   use_cache=not args.no_cache, truncate_prompt=args.truncate_prompt)
+    if args.stream:
+        pieces = stream(run.model, run.tokenizer, args.prompt, **options)
+        print(args.prompt, end="", flush=True)
+        for piece in pieces:
+            print(piece, end="", flush=True)
+        print()
+        result = pieces.result
+    else:
+        result = generate(run.model, run.tokenizer, args.prompt, **options)
+        print(args.prompt + result.texts[0])
+    print(result.summary_line() + f" · finished: {result.finish_reasons[0]}", file=sys.stderr)
+    return result.summary()
 
 
 def _data(args: argparse.Namespace) -> dict:
@@ -138,6 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("val", "test"), default="val")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_eval)
+
+    p = commands.add_parser("generate", help="continue a prompt with a trained model (KV-cached)",
+                            description="Continue a prompt token by token with the KV-cached decoder.")
+    p.add_argument("--run", required=True, help="run directory, e.g. runs/default")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (always the most likely token)")
+    p.add_argument("--top-k", type=int, help="sample only among the K most likely tokens")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set of tokens whose probability reaches P")
+    p.add_argument("--min-p", type=float, help="drop tokens less likely than P x the most likely one")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeating tokens")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same text")
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop when this text appears")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context per token (slow; for comparison)")
+    p.add_argument("--truncate-prompt", action="store_true", help="keep the end of a prompt longer than the context")
+    p.add_argument("--stream", action="store_true", help="print the text as it is produced")
+    p.add_argument("--json", action="store_true", help="text, new_tokens, prefill_ms, tokens_per_s, ms_per_token")
+    p.set_defaults(handler=_generate)
 
     p = commands.add_parser("data", help="list datasets or tokenise one into train/val token files")
     data_commands = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
