@@ -11,11 +11,11 @@ A language model predicts one token at a time. Generating text is a loop around 
             break
     text = tokenizer.decode(ids)
 
-That loop is correct (``use_cache=False`` runs it) but wasteful: each step recomputes the keys and
-values of every earlier token, which never change. A **KV cache** stores them instead. The prompt
-goes through the model once (*prefill*, one big parallel pass that fills the cache), then each
-*decode step* feeds only the newest token, which attends to the cached keys and values and
-appends its own. A step then costs one token's worth of matrix work plus attention over the cache,
+That loop is correct (``use_cache=False`` computes exactly this) but wasteful: each step
+recomputes the keys and values of every earlier token, which never change. A **KV cache** stores
+them instead. The prompt goes through the model once (*prefill*, one big parallel pass that fills
+the cache), then each *decode step* feeds only the newest token, which attends to the cached keys
+and values and appends its own. A step then costs one token's worth of matrix work plus attention over the cache,
 instead of a forward pass over the whole context.
 
 Three choices make the loop fast on an accelerator and on CPU alike:
@@ -39,7 +39,6 @@ stops on its own: on EOS, a stop string, ``max_new_tokens``, or when its context
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, replace
 from functools import partial
@@ -219,10 +218,6 @@ class KVCache:
     layers: list[LayerCache]
     lengths: jax.Array
 
-    @property
-    def max_len(self) -> int:
-        return self.layers[0].k.shape[1]
-
 
 def prefill(model: TransformerLM, prompt: jax.Array, lengths: jax.Array, max_len: int) -> tuple[jax.Array, KVCache]:
     """Run right-padded prompts through the model in one pass, filling a fresh cache of ``max_len`` slots.
@@ -242,7 +237,7 @@ def decode_step(model: TransformerLM, cache: KVCache, tokens: jax.Array) -> tupl
     """Append one token per row: tokens (B,) go to slot and position ``cache.lengths``.
 
     -> next-token logits (B, V), and the cache one token longer. The caller makes sure the slot
-    exists (``cache.lengths < cache.max_len``).
+    exists (``cache.lengths < max_len``).
     """
     positions = cache.lengths[:, None]  # (B, 1)
     logits, layers = model.forward(tokens[:, None], positions, cache.layers)
@@ -423,6 +418,8 @@ class _Request:
     outside the clock (JAX's caches make this ~1 ms when the shapes were seen before), and the
     returned executable is then timed from the call until ``block_until_ready``. So ``prefill_s``
     and ``decode_s`` never include tracing or compilation; ``compile_s`` says how long that took.
+    The first run of a freshly compiled program still pays some one-time setup (tens of ms on
+    CPU), so steady-state speed is that of a warm request: one whose shapes were seen before.
     """
 
     def __init__(self, model: TransformerLM, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
@@ -620,17 +617,6 @@ def generate(
         stop_check=_stop_check(tokenizer, stop),
     )
     return replace(result, texts=[_cut(tokenizer.decode(ids), stop) for ids in result.token_ids])
-
-
-class TextStream:
-    """An iterator over the text of one generation, piece by piece; ``result`` is set once it is exhausted."""
-
-    def __init__(self, pieces: Iterator[str]):
-        self._pieces = pieces
-        self.result: GenerationResult | None = None
-
-    def __iter__(self) -> Iterator[str]:
-        return self._pieces
 
 
 def stream(
