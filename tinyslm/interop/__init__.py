@@ -12,8 +12,8 @@ Everything here needs the ``hf`` extra (``pip install 'tinyslm[hf]'``): ``safete
 ordinary run directories, so ``tinyslm generate``, ``eval``, ``quantize`` ... work on them.
 """
 
-from tinyslm.interop.gguf import export_gguf, import_gguf
-from tinyslm.interop.hf import export_hf, import_hf
+from tinyslm.interop.gguf import export_gguf, import_gguf, load_gguf
+from tinyslm.interop.hf import export_hf, import_hf, load_hf
 from tinyslm.interop.hf_tokenizer import HFTokenizer
 
-__all__ = ["import_hf", "export_hf", "import_gguf", "export_gguf", "HFTokenizer"]
+__all__ = ["import_hf", "export_hf", "load_hf", "import_gguf", "export_gguf", "load_gguf", "HFTokenizer"]
