@@ -99,3 +99,16 @@ def test_generate_stream_equals_generate(trained_run, capsys):
     plain = capsys.readouterr().out
     assert main([*common, "--stream"]) == 0
     assert capsys.readouterr().out == plain
+
+
+@pytest.mark.peer
+def test_gguf_export_then_import_generates_the_same_text(trained_run, tmp_path, capsys):
+    pytest.importorskip("gguf")
+    greedy = ["--prompt", "The", "--max-new-tokens", "8", "--temperature", "0", "--json"]
+    assert main(["export-gguf", "--run", str(trained_run), "--out", str(tmp_path / "m.gguf")]) == 0
+    assert main(["import-gguf", str(tmp_path / "m.gguf"), "--out", str(tmp_path / "back")]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--run", str(trained_run), *greedy]) == 0
+    original = last_json(capsys.readouterr().out)["text"]
+    assert main(["generate", "--run", str(tmp_path / "back"), *greedy]) == 0
+    assert last_json(capsys.readouterr().out)["text"] == original

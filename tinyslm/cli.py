@@ -117,6 +117,40 @@ def _generate(args: argparse.Namespace) -> dict:
     return result.summary()
 
 
+def _interop():
+    """tinyslm.interop, or a clear message when the optional Hugging Face stack is missing."""
+    try:
+        import tinyslm.interop as interop
+    except ImportError as err:
+        raise TinySLMError(f"this command needs the Hugging Face extra ({err.name} is missing): "
+                           "pip install 'tinyslm[hf]'") from None
+    return interop
+
+
+def _import_hf(args: argparse.Namespace) -> dict:
+    out = _interop().import_hf(args.directory, args.out)
+    print(f"Imported {args.directory} into {out}; try: tinyslm generate --run {out} --prompt ...")
+    return {"run_dir": str(out)}
+
+
+def _export_hf(args: argparse.Namespace) -> dict:
+    out = _interop().export_hf(args.run, args.out)
+    print(f"Wrote a Hugging Face model directory to {out} (AutoModelForCausalLM.from_pretrained loads it)")
+    return {"out": str(out)}
+
+
+def _import_gguf(args: argparse.Namespace) -> dict:
+    out = _interop().import_gguf(args.file, args.out)
+    print(f"Imported {args.file} into {out}; try: tinyslm generate --run {out} --prompt ...")
+    return {"run_dir": str(out)}
+
+
+def _export_gguf(args: argparse.Namespace) -> dict:
+    out = _interop().export_gguf(args.run, args.out, dtype=args.dtype)
+    print(f"Wrote {out} ({args.dtype}) for llama.cpp / Ollama")
+    return {"out": str(out)}
+
+
 def _data(args: argparse.Namespace) -> dict:
     from tinyslm.config import DataConfig, TokenizerConfig
     from tinyslm.data import list_datasets, load_text, prepare
@@ -196,6 +230,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true", help="print the text as it is produced")
     p.add_argument("--json", action="store_true", help="text, new_tokens, prefill_ms, tokens_per_s, ms_per_token")
     p.set_defaults(handler=_generate)
+
+    p = commands.add_parser("import-hf", help="convert a local Hugging Face model directory (GPT-2, Llama, Qwen2) "
+                            "into a run")
+    p.add_argument("directory", help="folder with config.json, model.safetensors (or shards + index) and tokenizer files")
+    p.add_argument("--out", required=True, help="run directory to create, e.g. runs/smollm2")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_import_hf)
+
+    p = commands.add_parser("export-hf", help="write a run as a Hugging Face model directory that transformers loads")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_export_hf)
+
+    p = commands.add_parser("import-gguf", help="convert a GGUF file (llama, qwen2, gpt2; any quantization) into a run")
+    p.add_argument("file", help="the .gguf file")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_import_gguf)
+
+    p = commands.add_parser("export-gguf", help="write a run as one GGUF file for llama.cpp / Ollama")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--out", required=True, help="the .gguf file to write")
+    p.add_argument("--dtype", choices=("f32", "q8_0"), default="f32")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_export_gguf)
 
     p = commands.add_parser("data", help="list datasets or tokenise one into train/val token files")
     data_commands = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
