@@ -112,3 +112,9 @@ def test_gguf_export_then_import_generates_the_same_text(trained_run, tmp_path, 
     original = last_json(capsys.readouterr().out)["text"]
     assert main(["generate", "--run", str(tmp_path / "back"), *greedy]) == 0
     assert last_json(capsys.readouterr().out)["text"] == original
+
+
+def test_check_fails_on_untouched_stubs_and_names_the_exercises(capsys):
+    assert main(["check", "03"]) == 1
+    assert "not implemented" in capsys.readouterr().out.lower()
+    assert main(["check", "00"]) == 2  # lesson 00 has no exercises: a clear error

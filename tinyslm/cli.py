@@ -21,6 +21,7 @@ EPILOG = """examples:
   tinyslm eval --run runs/default --json
   tinyslm generate --run runs/default --prompt "I have had a fever" --stream
   tinyslm data list
+  tinyslm check 03                                grade your answers to lesson 03's exercises
 """
 
 
@@ -151,6 +152,12 @@ def _export_gguf(args: argparse.Namespace) -> dict:
     return {"out": str(out)}
 
 
+def _check(args: argparse.Namespace) -> int:
+    from tinyslm.grader import check
+
+    return check(args.lesson, args.path)  # the exit code: 0 when every exercise passes
+
+
 def _data(args: argparse.Namespace) -> dict:
     from tinyslm.config import DataConfig, TokenizerConfig
     from tinyslm.data import list_datasets, load_text, prepare
@@ -257,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_export_gguf)
 
+    p = commands.add_parser("check", help="grade your answers to a lesson's exercises",
+                            description="Grade lessons/NN_topic/exercises.py against tinyslm's reference "
+                            "implementations, exercise by exercise, with a hint for each failure.")
+    p.add_argument("lesson", help="lesson number or name, e.g. 03 or attention")
+    p.add_argument("--path", help="grade this file instead of lessons/NN_topic/exercises.py")
+    p.set_defaults(handler=_check)
+
     p = commands.add_parser("data", help="list datasets or tokenise one into train/val token files")
     data_commands = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     data_commands.add_parser("list", help="the named datasets and their licenses").set_defaults(handler=_data, json=False)
@@ -295,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    if isinstance(result, int):  # a pass/fail command (check) reports only its exit code
+        return result
     if getattr(args, "json", False):
         print(json.dumps(result))
     return 0

@@ -85,15 +85,19 @@ class MetricsLog:
 
 
 def plot_losses(records: list[dict], path: str | Path, title: str = "") -> None:
-    """Draw train and validation loss against step into a PNG."""
-    import matplotlib
+    """Draw train and validation loss against step into a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The figure is drawn on its own Agg canvas, not through pyplot, so that training inside a
+    notebook leaves the notebook's plotting backend alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     train = [(r["step"], r["loss"]) for r in records if r["event"] == "train"]
     val = [(r["step"], r["val_loss"]) for r in records if r["event"] == "eval"]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     if train:
         ax.plot(*zip(*train), label="train", alpha=0.8)
     if val:
@@ -105,4 +109,3 @@ def plot_losses(records: list[dict], path: str | Path, title: str = "") -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 import numpy as np
 from flax import nnx
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tinyslm.config import RunConfig, save_config
 from tinyslm.data import eval_batches, load_text, load_tokens, prepare, sample_batch, split_point
