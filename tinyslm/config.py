@@ -144,7 +144,7 @@ class TrainConfig:
     batch_size: int = 16
     seq_len: int = 128
     grad_accum: int = 1  # micro-batches per optimizer step
-    max_steps: int = 1500
+    max_steps: int = 800
     lr: float = 2e-3
     min_lr: float = 1e-4  # cosine decays to this floor
     warmup_steps: int = 100
@@ -153,10 +153,10 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # global-norm clipping; 0 disables
-    eval_interval: int = 250
+    eval_interval: int = 200
     eval_batches: int = 20
     log_interval: int = 10
-    ckpt_interval: int = 500
+    ckpt_interval: int = 400
     keep_checkpoints: int = 2
     seed: int = 1337
     samples: int = 3  # samples printed at the end of `tinyslm train`
