@@ -1,0 +1,123 @@
+"""Train-step throughput: tinyslm against PyTorch on the identical GPT-2 model, same machine, same run.
+
+The peer is Hugging Face ``transformers``' ``GPT2LMHeadModel`` with the same shape (biases, tied
+embeddings, tanh GELU, no dropout) trained by ``torch.optim.AdamW``; tinyslm runs its own compiled
+train step (AdamW, clipping, the lot). Both in float32 on the CPU, both on the same batch shape,
+one after the other in this process (never at the same time: they would fight for the cores).
+
+    python benchmarks/train_throughput.py              # both sizes, prints one JSON object
+    python benchmarks/train_throughput.py --sizes shakespeare --steps 30
+
+Reported per size: median ms/step and tokens/s of each, their ratio, and tinyslm's MFU against
+the measured float32 matmul peak of this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+import tinyslm  # noqa: F401  (sets the XLA:CPU defaults before JAX starts)
+import jax
+from flax import nnx
+
+from tinyslm.config import ModelConfig, TrainConfig
+from tinyslm.model import TransformerLM, param_count
+from tinyslm.train import device_peak_flops, flops_per_token, make_optimizer, make_train_step
+
+SIZES = {
+    # nanoGPT's Shakespeare CPU recipe (with GPT-2's biases, as the peer has them)
+    "shakespeare": dict(d_model=128, n_layers=4, n_heads=4, seq_len=64, batch=12, vocab=65),
+    # a wider model: 6 layers x 384, context 256, batch 8
+    "wide": dict(d_model=384, n_layers=6, n_heads=6, seq_len=256, batch=8, vocab=65),
+}
+
+
+def median_ms(step, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def tinyslm_step_ms(size: dict, steps: int, warmup: int) -> tuple[float, ModelConfig]:
+    config = ModelConfig(preset="gpt", vocab_size=size["vocab"], d_model=size["d_model"], n_layers=size["n_layers"],
+                         n_heads=size["n_heads"], max_seq_len=size["seq_len"])
+    train_config = TrainConfig(batch_size=size["batch"], seq_len=size["seq_len"], lr=1e-3, weight_decay=0.1)
+    graphdef, params = nnx.split(TransformerLM(config, rngs=nnx.Rngs(0)))
+    tx = make_optimizer(train_config, params)
+    state = {"params": params, "opt": tx.init(params)}
+    train_step = make_train_step(graphdef, tx, use_dropout=False)
+    windows = np.random.default_rng(0).integers(0, size["vocab"], (1, size["batch"], size["seq_len"] + 1)).astype(np.int32)
+    key = jax.random.key(0)
+
+    def step():
+        state["params"], state["opt"], metrics = train_step(state["params"], state["opt"], windows, key)
+        metrics["loss"].block_until_ready()
+
+    return median_ms(step, steps, warmup), config
+
+
+def torch_step_ms(size: dict, steps: int, warmup: int) -> tuple[float, int]:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=size["vocab"], n_positions=size["seq_len"], n_embd=size["d_model"],
+                        n_layer=size["n_layers"], n_head=size["n_heads"], resid_pdrop=0.0, embd_pdrop=0.0,
+                        attn_pdrop=0.0, activation_function="gelu_new")
+    model = GPT2LMHeadModel(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    windows = torch.randint(0, size["vocab"], (size["batch"], size["seq_len"] + 1))
+    inputs, targets = windows[:, :-1], windows[:, 1:]
+
+    def step():
+        logits = model(inputs).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return median_ms(step, steps, warmup), sum(p.numel() for p in model.parameters())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (match the cores)")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    peak, peak_source = device_peak_flops()
+    report = {"peak_flops": peak, "peak_source": peak_source, "torch": torch.__version__, "jax": jax.__version__,
+              "sizes": {}}
+    for name in args.sizes:
+        size = SIZES[name]
+        tokens = size["batch"] * size["seq_len"]
+        ours_ms, config = tinyslm_step_ms(size, args.steps, args.warmup)
+        torch_ms, torch_params = torch_step_ms(size, args.steps, args.warmup)
+        assert torch_params == param_count(config), "the peer must have exactly tinyslm's parameters"
+        report["sizes"][name] = {
+            **size, "params": param_count(config),
+            "tinyslm_ms_per_step": round(ours_ms, 2), "torch_ms_per_step": round(torch_ms, 2),
+            "tinyslm_tokens_per_s": round(tokens / ours_ms * 1e3), "torch_tokens_per_s": round(tokens / torch_ms * 1e3),
+            "speedup_vs_torch": round(torch_ms / ours_ms, 3),
+            "tinyslm_mfu": round(flops_per_token(config, size["seq_len"]) * tokens / (ours_ms / 1e3) / peak, 4),
+        }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
