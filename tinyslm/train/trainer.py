@@ -170,12 +170,12 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
 
             loss = _check_finite(pending, checkpointer)
             now = time.perf_counter()
-            if done - mark_step > 0 and mark_step > start:  # the first interval includes compilation
-                tokens_timed += (done - mark_step) * tokens_per_step
-                time_timed += now - t_mark
-            if mark_step == start:
-                log.write("compile", done, first_interval_s=round(now - t_mark, 3))
-            rate = tokens_timed / time_timed if time_timed else (done - mark_step) * tokens_per_step / (now - t_mark)
+            interval_s, interval_tokens = now - t_mark, (done - mark_step) * tokens_per_step
+            if mark_step == start:  # the first interval includes compilation: report it, do not average it in
+                log.write("compile", done, first_interval_s=round(interval_s, 3))
+            else:
+                tokens_timed, time_timed = tokens_timed + interval_tokens, time_timed + interval_s
+            rate = tokens_timed / time_timed if time_timed else interval_tokens / interval_s
             mfu = rate / tokens_per_step * step_flops / peak
             lr = float(schedule(step))
             log.write("train", done, loss=loss, lr=lr, grad_norm=float(metrics["grad_norm"]),
