@@ -10,15 +10,13 @@ Perplexity = exp(mean loss): the model is as uncertain as a uniform choice among
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from tinyslm.errors import DataError
-from tinyslm.train.step import cross_entropy
+from tinyslm.train.step import lm_loss
 
 
 def evaluate_tokens(model: nnx.Module, tokens: np.ndarray, seq_len: int, batch_size: int = 16) -> dict:
@@ -38,10 +36,8 @@ def evaluate_tokens(model: nnx.Module, tokens: np.ndarray, seq_len: int, batch_s
     return {"val_loss": mean, "perplexity": math.exp(min(mean, 50.0)), "tokens": int(count)}
 
 
-@partial(jax.jit, static_argnums=0)
-def _masked_loss(graphdef, params, windows, mask):
-    logits = nnx.merge(graphdef, params)(windows[:, :-1])
-    return cross_entropy(logits, windows[:, 1:], mask)
+_masked_loss = jax.jit(lambda graphdef, params, windows, mask: lm_loss(graphdef, params, windows, None, mask),
+                       static_argnums=0)
 
 
 def _consecutive_windows(tokens: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,11 +28,15 @@ def cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array | None 
     return (losses * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
-def lm_loss(graphdef: nnx.GraphDef, params, windows: jax.Array, dropout_key: jax.Array | None) -> jax.Array:
-    """Language-modelling loss of a batch of windows (B, T+1): predict windows[:, 1:] from windows[:, :-1]."""
+def lm_loss(graphdef: nnx.GraphDef, params, windows: jax.Array, dropout_key: jax.Array | None,
+            mask: jax.Array | None = None) -> jax.Array:
+    """Language-modelling loss of a batch of windows (B, T+1): predict windows[:, 1:] from windows[:, :-1].
+
+    ``mask`` (B, T), when given, marks which predictions count (0 for padding).
+    """
     model = nnx.merge(graphdef, params)
     logits = model(windows[:, :-1], dropout_key=dropout_key)
-    return cross_entropy(logits, windows[:, 1:])
+    return cross_entropy(logits, windows[:, 1:], mask)
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, use_dropout: bool) -> Callable:
