@@ -10,11 +10,12 @@ import pytest
 from flax import nnx
 
 import tinyslm.train.trainer as trainer_module
+import tinyslm.train.task as task_module
 from tinyslm.config import TrainConfig, load_config
 from tinyslm.errors import CheckpointError, TrainingError
 from tinyslm.model import TransformerLM
 from tinyslm.train import (
-    MetricsLog, decay_mask, learning_rate_schedule, load_run, make_optimizer, make_train_step, train,
+    MetricsLog, TrainingTask, decay_mask, learning_rate_schedule, load_run, make_optimizer, make_train_step, train,
 )
 from tinyslm.train.evaluate import evaluate_tokens
 
@@ -59,14 +60,14 @@ def test_resume_is_bit_identical(tmp_path):
 
 
 def test_ctrl_c_stops_at_a_step_boundary_with_a_loadable_checkpoint(tmp_path, monkeypatch):
-    real_sample = trainer_module.sample_batch
+    real_sample = task_module.sample_batch
 
     def sample_and_interrupt(tokens, *, step, **kwargs):
         if step == 4:
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
         return real_sample(tokens, step=step, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "sample_batch", sample_and_interrupt)
+    monkeypatch.setattr(task_module, "sample_batch", sample_and_interrupt)
     result = train(tiny_config("train.max_steps=50", "train.ckpt_interval=100", "train.eval_interval=100"),
                    tmp_path / "run", progress=False)
     assert result.interrupted and result.final_step == 5
@@ -76,13 +77,13 @@ def test_ctrl_c_stops_at_a_step_boundary_with_a_loadable_checkpoint(tmp_path, mo
 def test_nan_loss_stops_with_the_step_named_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real_make = trainer_module.make_train_step
 
-    def make_poisoned(graphdef, tx, use_dropout):
-        step_fn = real_make(graphdef, tx, use_dropout)
+    def make_poisoned(graphdef, tx, use_dropout, **kwargs):
+        step_fn = real_make(graphdef, tx, use_dropout, **kwargs)
         calls = {"n": 0}
 
-        def poisoned(params, opt_state, windows, key):
+        def poisoned(params, opt_state, windows, key, frozen=None):
             calls["n"] += 1
-            params, opt_state, metrics = step_fn(params, opt_state, windows, key)
+            params, opt_state, metrics = step_fn(params, opt_state, windows, key, frozen)
             if calls["n"] >= 7:
                 metrics = {**metrics, "loss": jnp.float32(jnp.nan)}
             return params, opt_state, metrics
@@ -150,3 +151,25 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert float(schedule(10)) == pytest.approx(1e-3)
     assert float(schedule(60)) == pytest.approx((1e-3 + 1e-4) / 2, rel=1e-3)
     assert float(schedule(110)) == pytest.approx(1e-4) and float(schedule(500)) == pytest.approx(1e-4)
+
+
+def test_task_continues_a_trained_model_with_frozen_parts_and_a_constraint(tmp_path):
+    """Fine-tuning-style training: start from a run, keep its tokenizer, freeze the embeddings,
+    and hold a pruning-style constraint (the first MLP row zero) through every update."""
+    base = train(tiny_config("train.max_steps=10", "train.eval_interval=10"), tmp_path / "base", progress=False)
+    base_embed = np.array(base.model.embed.weight[...])
+
+    def zero_first_row(params):
+        kernel = params["blocks"][0]["mlp"]["up"]["kernel"]
+        kernel[...] = kernel[...].at[0].set(0.0)
+        return params
+
+    task = TrainingTask(init_model=lambda config: load_run(tmp_path / "base").model, tokenizer=base.tokenizer,
+                        trainable=nnx.All(nnx.Param, nnx.Not(nnx.PathContains("embed"))), constrain=zero_first_row)
+    result = train(base.config, tmp_path / "tuned", task=task, progress=False)
+    tuned = load_run(tmp_path / "tuned")
+    np.testing.assert_array_equal(tuned.model.embed.weight[...], base_embed)
+    assert not np.any(np.asarray(tuned.model.blocks[0].mlp.up.kernel[...])[0])
+    assert losses(tmp_path / "tuned")[1] < losses(tmp_path / "base")[1]  # it started from the trained weights
+    assert result.val_loss < base.val_loss
+    assert (tmp_path / "tuned/tokenizer").exists()

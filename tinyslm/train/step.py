@@ -1,19 +1,27 @@
 """One training step, compiled once: forward, loss, gradients, optimizer update.
 
-The model is split into a static *graph definition* (its structure) and a pytree of parameters
-(``nnx.split``). The step is a pure function of (params, optimizer state, batch) compiled with
-``jax.jit`` and the graph definition closed over, so it compiles on the first call and never
-again; ``donate_argnums`` lets XLA update the parameter and optimizer buffers in place.
+The model is split into a static *graph definition* (its structure) and pytrees of variables
+(``nnx.split``): the *trainable* ones, which get gradients and optimizer state, and the *frozen*
+rest (empty for pretraining; the base weights under LoRA, a teacher under distillation). The step
+is a pure function of (trainable, optimizer state, batch, key, frozen) compiled with ``jax.jit``
+and the graph definition closed over, so it compiles on the first call and never again;
+``donate_argnums`` lets XLA update the trainable and optimizer buffers in place.
+
+What is minimised is a *loss function* ``loss(model, batch, dropout_key) -> scalar`` of the merged
+model: :func:`language_model_loss` by default; fine-tuning, distillation and quantization-aware
+training pass their own.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+
+LossFn = Callable[[nnx.Module, Any, "jax.Array | None"], jax.Array]
 
 
 def cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -28,45 +36,66 @@ def cross_entropy(logits: jax.Array, targets: jax.Array, mask: jax.Array | None 
     return (losses * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
-def lm_loss(graphdef: nnx.GraphDef, params, windows: jax.Array, dropout_key: jax.Array | None,
-            mask: jax.Array | None = None) -> jax.Array:
+def language_model_loss(model: nnx.Module, windows: jax.Array, dropout_key: jax.Array | None = None,
+                        mask: jax.Array | None = None) -> jax.Array:
     """Language-modelling loss of a batch of windows (B, T+1): predict windows[:, 1:] from windows[:, :-1].
 
     ``mask`` (B, T), when given, marks which predictions count (0 for padding).
     """
-    model = nnx.merge(graphdef, params)
     logits = model(windows[:, :-1], dropout_key=dropout_key)
     return cross_entropy(logits, windows[:, 1:], mask)
 
 
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, use_dropout: bool) -> Callable:
-    """Build ``step(params, opt_state, windows (A, B, T+1), key) -> (params, opt_state, metrics)``.
+def lm_loss(graphdef: nnx.GraphDef, params, windows: jax.Array, dropout_key: jax.Array | None,
+            mask: jax.Array | None = None) -> jax.Array:
+    """:func:`language_model_loss` of the model ``nnx.merge(graphdef, params)``: the pure form jit needs."""
+    return language_model_loss(nnx.merge(graphdef, params), windows, dropout_key, mask)
 
-    ``A`` micro-batches are accumulated with ``lax.scan``: their gradients are averaged before one
-    optimizer update, which is the same update as one batch ``A`` times larger (gradient
-    accumulation), at the memory cost of one micro-batch.
+
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, use_dropout: bool,
+                    loss_fn: LossFn = language_model_loss,
+                    constrain: Callable[[nnx.State], nnx.State] | None = None) -> Callable:
+    """Build ``step(params, opt_state, batch, key, frozen=None) -> (params, opt_state, metrics)``.
+
+    ``batch`` is a pytree whose leaves have a leading axis of ``A`` micro-batches (for language
+    modelling: windows ``(A, B, T+1)``). Their gradients are accumulated with ``lax.scan`` and
+    averaged before one optimizer update, which is the same update as one batch ``A`` times larger
+    (gradient accumulation), at the memory cost of one micro-batch. ``constrain``, if given, maps
+    the updated parameters back onto an allowed set (pruning keeps its zeros this way).
     """
-    grad_fn = jax.value_and_grad(lambda p, w, k: lm_loss(graphdef, p, w, k if use_dropout else None))
 
-    def step(params, opt_state, windows, key):
-        keys = jax.random.split(key, windows.shape[0])
+    def loss_of(params, batch, key, frozen):
+        model = nnx.merge(graphdef, params, *([] if frozen is None else [frozen]))
+        return loss_fn(model, batch, key if use_dropout else None)
+
+    grad_fn = jax.value_and_grad(loss_of)
+
+    def step(params, opt_state, batch, key, frozen=None):
+        n = jax.tree.leaves(batch)[0].shape[0]
+        keys = jax.random.split(key, n)
 
         def accumulate(carry, xs):
             loss_sum, grad_sum = carry
-            loss, grads = grad_fn(params, *xs)
+            micro_batch, micro_key = xs
+            loss, grads = grad_fn(params, micro_batch, micro_key, frozen)
             return (loss_sum + loss, jax.tree.map(jnp.add, grad_sum, grads)), None
 
         zeros = jax.tree.map(jnp.zeros_like, params)
-        (loss_sum, grad_sum), _ = jax.lax.scan(accumulate, (jnp.zeros(()), zeros), (windows, keys))
-        n = windows.shape[0]
+        (loss_sum, grad_sum), _ = jax.lax.scan(accumulate, (jnp.zeros(()), zeros), (batch, keys))
         loss, grads = loss_sum / n, jax.tree.map(lambda g: g / n, grad_sum)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
+        if constrain is not None:
+            params = constrain(params)
         return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def make_eval_step(graphdef: nnx.GraphDef) -> Callable:
-    """Build ``eval_step(params, windows (B, T+1)) -> mean loss`` (no dropout), compiled once."""
-    return jax.jit(lambda params, windows: lm_loss(graphdef, params, windows, None))
+def make_eval_step(graphdef: nnx.GraphDef, loss_fn: LossFn = language_model_loss) -> Callable:
+    """Build ``eval_step(params, batch, frozen=None) -> mean loss`` (no dropout), compiled once."""
+
+    def eval_step(params, batch, frozen=None):
+        return loss_fn(nnx.merge(graphdef, params, *([] if frozen is None else [frozen])), batch, None)
+
+    return jax.jit(eval_step)

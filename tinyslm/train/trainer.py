@@ -25,9 +25,8 @@ from flax import nnx
 from tqdm import tqdm
 
 from tinyslm.config import RunConfig, save_config
-from tinyslm.data import eval_batches, load_text, load_tokens, prepare, sample_batch, split_point
+from tinyslm.data import load_text, prepare, split_point
 from tinyslm.errors import CheckpointError, TrainingError
-from tinyslm.model import TransformerLM
 from tinyslm.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
 from tinyslm.train.checkpoint import (
     CONFIG_FILE, DATA_DIR, METRICS_FILE, PLOT_FILE, TOKENIZER_DIR, Checkpointer,
@@ -35,6 +34,7 @@ from tinyslm.train.checkpoint import (
 from tinyslm.train.metrics import MetricsLog, device_peak_flops, flops_per_token, plot_losses
 from tinyslm.train.optim import learning_rate_schedule, make_optimizer
 from tinyslm.train.step import make_eval_step, make_train_step
+from tinyslm.train.task import PRETRAINING, TrainingTask
 
 
 @dataclass
@@ -43,7 +43,7 @@ class TrainResult:
 
     run_dir: Path
     config: RunConfig
-    model: TransformerLM
+    model: nnx.Module
     tokenizer: Tokenizer
     final_step: int
     train_loss: float
@@ -61,13 +61,14 @@ class TrainResult:
         }
 
 
-def prepare_run(config: RunConfig, run_dir: Path) -> tuple[RunConfig, Tokenizer]:
-    """Create the run directory: train the tokenizer, tokenise the data, write the resolved config."""
+def prepare_run(config: RunConfig, run_dir: Path, tokenizer: Tokenizer | None = None) -> tuple[RunConfig, Tokenizer]:
+    """Create the run directory: train the tokenizer (unless one is given), tokenise the data, write the config."""
     text = load_text(config.data)
     cut = split_point(text, config.data.val_fraction)
-    # A char vocabulary must cover every character it will see, validation included; a subword
-    # tokenizer learns from the training part only and spells anything unseen with byte fallback.
-    tokenizer = train_tokenizer(config.tokenizer, text if config.tokenizer.type == "char" else text[:cut])
+    if tokenizer is None:
+        # A char vocabulary must cover every character it will see, validation included; a subword
+        # tokenizer learns from the training part only and spells anything unseen with byte fallback.
+        tokenizer = train_tokenizer(config.tokenizer, text if config.tokenizer.type == "char" else text[:cut])
     tokenizer.save(run_dir / TOKENIZER_DIR)
     source = config.data.path or config.data.name
     prepare(text, tokenizer, run_dir / DATA_DIR, config.data.val_fraction, source=source)
@@ -100,8 +101,12 @@ class _StopRequest:
         self.requested = True
 
 
-def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``)."""
+def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+          task: TrainingTask = PRETRAINING) -> TrainResult:
+    """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
+
+    ``task`` says what is trained and how (see :class:`TrainingTask`); the default is pretraining.
+    """
     run_dir = Path(run_dir)
     if resume:
         if not (run_dir / CONFIG_FILE).is_file():
@@ -111,28 +116,28 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
         if run_dir.exists() and any(run_dir.iterdir()):
             raise CheckpointError(f"{run_dir} already exists; continue it with --resume or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
-        config, tokenizer = prepare_run(config, run_dir)
+        config, tokenizer = prepare_run(config, run_dir, task.tokenizer)
     save_config(config, run_dir / CONFIG_FILE)  # a resume may extend max_steps
 
     tc, mc = config.train, config.model
-    train_tokens = load_tokens(run_dir / DATA_DIR, "train")
-    val_windows = eval_batches(load_tokens(run_dir / DATA_DIR, "val"), seed=tc.seed, n_batches=tc.eval_batches,
-                               batch_size=tc.batch_size, seq_len=tc.seq_len)
+    batches = task.batches(run_dir, config)
+    val_batches = batches.validation()
 
-    model = TransformerLM(mc, rngs=nnx.Rngs(tc.seed))
-    graphdef, params = nnx.split(model)
+    model = task.init_model(config)
+    graphdef, params, frozen = nnx.split(model, task.trainable, ...)
     tx = make_optimizer(tc, params)
     opt_state = tx.init(params)
     checkpointer = Checkpointer(run_dir, keep=tc.keep_checkpoints)
     log = MetricsLog(run_dir / METRICS_FILE)
     start = 0
     if resume and checkpointer.latest_step() is not None:
-        restored = checkpointer.restore(params, opt_state)
-        params, opt_state, start = restored["params"], restored["opt_state"], restored["meta"]["step"]
+        restored = checkpointer.restore(nnx.state(model), opt_state)
+        params, frozen = nnx.split_state(restored["params"], task.trainable, ...)
+        opt_state, start = restored["opt_state"], restored["meta"]["step"]
         log.truncate_after(start)
 
-    train_step = make_train_step(graphdef, tx, use_dropout=mc.dropout > 0)
-    eval_step = make_eval_step(graphdef)
+    train_step = make_train_step(graphdef, tx, use_dropout=mc.dropout > 0, loss_fn=task.loss, constrain=task.constrain)
+    eval_step = make_eval_step(graphdef, task.loss)
     schedule = learning_rate_schedule(tc)
     base_key = jax.random.key(tc.seed)
     tokens_per_step = tc.batch_size * tc.grad_accum * tc.seq_len
@@ -140,13 +145,13 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     peak, peak_source = device_peak_flops()
 
     def evaluate(step: int) -> float:
-        val_loss = float(np.mean([eval_step(params, w) for w in val_windows]))
+        val_loss = float(np.mean([eval_step(params, batch, frozen) for batch in val_batches]))
         log.write("eval", step, val_loss=val_loss, val_perplexity=math.exp(min(val_loss, 50.0)))
         plot_losses(log.read(), run_dir / PLOT_FILE, title=run_dir.name)
         return val_loss
 
     def save(step: int, loss: float) -> None:
-        checkpointer.save(step, params, opt_state, {"train_loss": loss})
+        checkpointer.save(step, nnx.merge_state(params, frozen), opt_state, {"train_loss": loss})
 
     stop = _StopRequest()
     bar = tqdm(total=tc.max_steps, initial=start, disable=not progress, dynamic_ncols=True, unit="step")
@@ -159,9 +164,8 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
 
     with stop.installed():
         for step in range(start, tc.max_steps):
-            windows = sample_batch(train_tokens, seed=tc.seed, step=step, batch_size=tc.batch_size * tc.grad_accum,
-                                   seq_len=tc.seq_len).reshape(tc.grad_accum, tc.batch_size, tc.seq_len + 1)
-            params, opt_state, metrics = train_step(params, opt_state, windows, jax.random.fold_in(base_key, step))
+            key = jax.random.fold_in(base_key, step)
+            params, opt_state, metrics = train_step(params, opt_state, batches.train(step), key, frozen)
             pending.append((step + 1, metrics["loss"]))
             done = step + 1
             last = done == tc.max_steps or stop.requested
@@ -193,7 +197,7 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
                 break
     bar.close()
     checkpointer.close()
-    nnx.update(model, params)
+    nnx.update(model, params, frozen)
     wall = time.perf_counter() - t_start
     rate = tokens_timed / time_timed if time_timed else (done - start) * tokens_per_step / max(wall, 1e-9)
     log.write("end", done, train_loss=loss, val_loss=val_loss, wall_s=round(wall, 2), tokens_per_s=round(rate, 1))
