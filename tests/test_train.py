@@ -173,3 +173,32 @@ def test_task_continues_a_trained_model_with_frozen_parts_and_a_constraint(tmp_p
     assert losses(tmp_path / "tuned")[1] < losses(tmp_path / "base")[1]  # it started from the trained weights
     assert result.val_loss < base.val_loss
     assert (tmp_path / "tuned/tokenizer").exists()
+
+
+class _StudentWithTeacher(nnx.Module):
+    def __init__(self, config):
+        self.student = TransformerLM(config.model, rngs=nnx.Rngs(config.train.seed))
+        self.teacher = TransformerLM(config.model, rngs=nnx.Rngs(99))
+
+
+def _pull_towards_teacher(pair, windows, dropout_key):
+    student = pair.student(windows[:, :-1])
+    teacher = jax.lax.stop_gradient(pair.teacher(windows[:, :-1]))
+    return jnp.mean((student - teacher) ** 2)
+
+
+def test_task_saving_part_of_the_trained_module_writes_a_normal_run_and_resumes_exactly(tmp_path):
+    """Distillation-style training: the run directory holds the student only, and --resume still works."""
+    config = tiny_config("train.max_steps=8", "train.ckpt_interval=4", "train.eval_interval=4", "train.decay_steps=8")
+    task = TrainingTask(init_model=_StudentWithTeacher, loss=_pull_towards_teacher,
+                        trainable=nnx.All(nnx.Param, nnx.PathContains("student")), saved=lambda pair: pair.student)
+    straight = train(config, tmp_path / "a", task=task, progress=False)
+    train(load_config(None, [*TINY, "train.max_steps=4", "train.ckpt_interval=4", "train.eval_interval=4",
+                             "train.decay_steps=8"]), tmp_path / "b", task=task, progress=False)
+    train(load_config(tmp_path / "b/config.yaml", ["train.max_steps=8"]), tmp_path / "b", resume=True, task=task,
+          progress=False)
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+    assert losses(tmp_path / "a")[8] < losses(tmp_path / "a")[1]
+    run = load_run(tmp_path / "a")
+    for loaded, trained in zip(jax.tree.leaves(nnx.state(run.model)), jax.tree.leaves(nnx.state(straight.model))):
+        np.testing.assert_array_equal(loaded, trained)

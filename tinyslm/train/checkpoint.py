@@ -47,30 +47,37 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, step_prefix="step")
         self.manager = ocp.CheckpointManager(Path(run_dir, CHECKPOINT_DIR).absolute(), options=options)
 
-    def save(self, step: int, params, opt_state=None, meta: dict | None = None) -> None:
+    def save(self, step: int, params, opt_state=None, meta: dict | None = None, trainable=None) -> None:
         """Write checkpoint ``step`` (overwriting nothing; the oldest beyond ``keep`` is deleted).
 
-        Without ``opt_state`` only the weights are saved: enough to evaluate or generate, not to resume.
+        ``params`` are the run's model weights (what :func:`load_run` reads). Without ``opt_state``
+        only they are saved: enough to evaluate or generate, not to resume. ``trainable`` is the
+        trained state when it is more than the run's model (a distillation's projections, say).
         """
         if step in self.manager.all_steps():
             return
         parts = {"params": ocp.args.StandardSave(params), "meta": ocp.args.JsonSave({"step": step, **(meta or {})})}
         if opt_state is not None:
             parts["opt_state"] = ocp.args.StandardSave(opt_state)
+        if trainable is not None:
+            parts["trainable"] = ocp.args.StandardSave(trainable)
         self.manager.save(step, args=ocp.args.Composite(**parts))
         self.manager.wait_until_finished()
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def restore(self, params_like, opt_state_like=None, step: int | None = None) -> dict:
-        """Restore into the shapes of ``params_like`` (and ``opt_state_like``); returns a dict of the parts."""
+    def restore(self, params_like, opt_state_like=None, step: int | None = None, trainable_like=None) -> dict:
+        """Restore into the shapes of ``params_like`` (and ``opt_state_like``, ``trainable_like``);
+        returns a dict of the parts."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint found in {self.manager.directory}")
         parts = {"params": ocp.args.StandardRestore(_abstract(params_like)), "meta": ocp.args.JsonRestore()}
         if opt_state_like is not None:
             parts["opt_state"] = ocp.args.StandardRestore(_abstract(opt_state_like))
+        if trainable_like is not None:
+            parts["trainable"] = ocp.args.StandardRestore(_abstract(trainable_like))
         try:
             return dict(self.manager.restore(step, args=ocp.args.Composite(**parts)))
         except (ValueError, KeyError, FileNotFoundError) as err:

@@ -7,7 +7,8 @@ defaults below; everything that trains something else says so with a :class:`Tra
 * LoRA and last-blocks-only fine-tuning freeze part of the model (``trainable``);
 * pruning recovery puts the pruned zeros back after every update (``constrain``);
 * distillation and quantization-aware training change the loss (``loss``);
-* classification feeds labelled examples instead of token windows (``batches``).
+* classification feeds labelled examples instead of token windows (``batches``);
+* distillation keeps only the student in the run directory (``saved``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class TrainingTask:
         trainable: an ``nnx`` filter choosing the variables that get gradients; the rest is frozen.
         constrain: maps the trainable state after each update back onto an allowed set.
         batches: ``(run_dir, config) -> Batches``; default :class:`TokenWindows`.
+        saved: ``training module -> the module the run directory holds``, when that is only part of
+            what is trained (distillation trains a student next to a frozen teacher; the run is
+            the student). Default: the whole module.
     """
 
     init_model: Callable[[RunConfig], nnx.Module] = fresh_model
@@ -85,6 +89,7 @@ class TrainingTask:
     trainable: Any = nnx.Param
     constrain: Callable[[nnx.State], nnx.State] | None = None
     batches: Callable[[Path, RunConfig], Batches] = TokenWindows
+    saved: Callable[[nnx.Module], nnx.Module] | None = None
 
 
 PRETRAINING = TrainingTask()

@@ -131,8 +131,12 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     log = MetricsLog(run_dir / METRICS_FILE)
     start = 0
     if resume and checkpointer.latest_step() is not None:
-        restored = checkpointer.restore(nnx.state(model), opt_state)
-        params, frozen = nnx.split_state(restored["params"], task.trainable, ...)
+        if task.saved is None:
+            restored = checkpointer.restore(nnx.state(model), opt_state)
+            params, frozen = nnx.split_state(restored["params"], task.trainable, ...)
+        else:  # the frozen part was rebuilt by init_model; the trained part was saved on its own
+            restored = checkpointer.restore(nnx.state(task.saved(model)), opt_state, trainable_like=params)
+            params = restored["trainable"]
         opt_state, start = restored["opt_state"], restored["meta"]["step"]
         log.truncate_after(start)
 
@@ -151,7 +155,11 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
         return val_loss
 
     def save(step: int, loss: float) -> None:
-        checkpointer.save(step, nnx.merge_state(params, frozen), opt_state, {"train_loss": loss})
+        if task.saved is None:
+            checkpointer.save(step, nnx.merge_state(params, frozen), opt_state, {"train_loss": loss})
+        else:
+            nnx.update(model, params, frozen)
+            checkpointer.save(step, nnx.state(task.saved(model)), opt_state, {"train_loss": loss}, trainable=params)
 
     stop = _StopRequest()
     bar = tqdm(total=tc.max_steps, initial=start, disable=not progress, dynamic_ncols=True, unit="step")
@@ -201,7 +209,8 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     wall = time.perf_counter() - t_start
     rate = tokens_timed / time_timed if time_timed else (done - start) * tokens_per_step / max(wall, 1e-9)
     log.write("end", done, train_loss=loss, val_loss=val_loss, wall_s=round(wall, 2), tokens_per_s=round(rate, 1))
-    return TrainResult(run_dir, config, model, tokenizer, done, loss, val_loss, wall, rate, stop.requested)
+    saved_model = model if task.saved is None else task.saved(model)
+    return TrainResult(run_dir, config, saved_model, tokenizer, done, loss, val_loss, wall, rate, stop.requested)
 
 
 def _check_finite(pending: list[tuple[int, jax.Array]], checkpointer: Checkpointer) -> float:
