@@ -29,7 +29,10 @@ def _train(args: argparse.Namespace) -> dict:
     from tinyslm.config import load_config
     from tinyslm.train import train
     from tinyslm.train.checkpoint import CONFIG_FILE
+    from tinyslm.train.parallel import initialize_distributed
 
+    if args.distributed:
+        initialize_distributed()
     if args.resume:
         if not args.out:
             raise TinySLMError("--resume needs --out: the run directory to continue")
@@ -210,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default: runs/<config name>, numbered if taken)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
+    p.add_argument("--distributed", action="store_true",
+                   help="one process of a multi-host job (TPU pod, SLURM/GPU cluster): connect to the others first; "
+                   "all devices of all hosts then form train.mesh (see README, 'Hardware')")
     p.add_argument("--json", action="store_true", help="print the final figures as one JSON line")
     p.set_defaults(handler=_train)
 

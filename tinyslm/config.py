@@ -162,6 +162,7 @@ class TrainConfig:
     samples: int = 3  # samples printed at the end of `tinyslm train`
     sample_tokens: int = 80
     sample_prompt: str = "\n"  # the samples continue this text (a newline: start a fresh line)
+    mesh: str = "auto"  # devices: auto (all on the data axis), fsdp, or e.g. data=2,fsdp=4 (train/parallel.py)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "seq_len", "grad_accum", "max_steps", "eval_interval", "eval_batches",

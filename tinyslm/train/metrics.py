@@ -66,10 +66,13 @@ def _measured_matmul_flops(n: int = 1024, repeats: int = 5) -> float:
 class MetricsLog:
     """Append-only ``metrics.jsonl``: one JSON object per event, each with an ``event`` and a ``step``."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, enabled: bool = True):
         self.path = Path(path)
+        self.enabled = enabled  # False on all but the first process of a multi-host job
 
     def write(self, event: str, step: int, **values) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as f:
             f.write(json.dumps({"event": event, "step": step, **values}) + "\n")
 
@@ -80,6 +83,8 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """Drop events logged after ``step`` (a resumed run logs them again)."""
+        if not self.enabled:
+            return
         kept = [r for r in self.read() if r["step"] <= step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 

@@ -33,6 +33,7 @@ from tinyslm.train.checkpoint import (
 )
 from tinyslm.train.metrics import MetricsLog, device_peak_flops, flops_per_token, plot_losses
 from tinyslm.train.optim import learning_rate_schedule, make_optimizer
+from tinyslm.train.parallel import check_batch_divides, is_main_process, make_mesh, shard_batch, shard_weights
 from tinyslm.train.step import make_eval_step, make_train_step
 from tinyslm.train.task import PRETRAINING, TrainingTask
 
@@ -120,22 +121,26 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     save_config(config, run_dir / CONFIG_FILE)  # a resume may extend max_steps
 
     tc, mc = config.train, config.model
+    mesh = make_mesh(tc.mesh)
+    check_batch_divides(tc.batch_size, mesh)
     batches = task.batches(run_dir, config)
-    val_batches = batches.validation()
+    val_batches = [shard_batch(batch, mesh) for batch in batches.validation()]
 
     model = task.init_model(config)
     graphdef, params, frozen = nnx.split(model, task.trainable, ...)
+    params, frozen = shard_weights(params, mesh), shard_weights(frozen, mesh)
     tx = make_optimizer(tc, params)
-    opt_state = tx.init(params)
+    opt_state = shard_weights(tx.init(params), mesh)
     checkpointer = Checkpointer(run_dir, keep=tc.keep_checkpoints)
-    log = MetricsLog(run_dir / METRICS_FILE)
+    log = MetricsLog(run_dir / METRICS_FILE, enabled=is_main_process())
     start = 0
     if resume and checkpointer.latest_step() is not None:
-        if task.saved is None:
-            restored = checkpointer.restore(nnx.state(model), opt_state)
+        if task.saved is None:  # restored onto this run's mesh, whatever mesh wrote the checkpoint
+            restored = checkpointer.restore(shard_weights(nnx.state(model), mesh), opt_state)
             params, frozen = nnx.split_state(restored["params"], task.trainable, ...)
         else:  # the frozen part was rebuilt by init_model; the trained part was saved on its own
-            restored = checkpointer.restore(nnx.state(task.saved(model)), opt_state, trainable_like=params)
+            restored = checkpointer.restore(shard_weights(nnx.state(task.saved(model)), mesh), opt_state,
+                                            trainable_like=params)
             params = restored["trainable"]
         opt_state, start = restored["opt_state"], restored["meta"]["step"]
         log.truncate_after(start)
@@ -151,7 +156,8 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     def evaluate(step: int) -> float:
         val_loss = float(np.mean([eval_step(params, batch, frozen) for batch in val_batches]))
         log.write("eval", step, val_loss=val_loss, val_perplexity=math.exp(min(val_loss, 50.0)))
-        plot_losses(log.read(), run_dir / PLOT_FILE, title=run_dir.name)
+        if log.enabled:
+            plot_losses(log.read(), run_dir / PLOT_FILE, title=run_dir.name)
         return val_loss
 
     def save(step: int, loss: float) -> None:
@@ -162,7 +168,8 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
             checkpointer.save(step, nnx.state(task.saved(model)), opt_state, {"train_loss": loss}, trainable=params)
 
     stop = _StopRequest()
-    bar = tqdm(total=tc.max_steps, initial=start, disable=not progress, dynamic_ncols=True, unit="step")
+    bar = tqdm(total=tc.max_steps, initial=start, disable=not (progress and log.enabled), dynamic_ncols=True,
+               unit="step")
     pending: list[tuple[int, jax.Array]] = []  # losses not yet fetched from the device
     loss, val_loss, done = float("nan"), None, start
     t_start = t_mark = time.perf_counter()
@@ -173,7 +180,8 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     with stop.installed():
         for step in range(start, tc.max_steps):
             key = jax.random.fold_in(base_key, step)
-            params, opt_state, metrics = train_step(params, opt_state, batches.train(step), key, frozen)
+            batch = shard_batch(batches.train(step), mesh, leading_axes=1)  # (micro-batches, rows, ...)
+            params, opt_state, metrics = train_step(params, opt_state, batch, key, frozen)
             pending.append((step + 1, metrics["loss"]))
             done = step + 1
             last = done == tc.max_steps or stop.requested
