@@ -127,6 +127,7 @@ def test_attention_matches_naive_loops(n_heads, n_kv_heads):
     expected = np_attention(q, k, v)
     for attend in (causal_attention, fused_attention):
         np.testing.assert_allclose(attend(q, k, v, pos, pos), expected, atol=1e-5)
+        np.testing.assert_allclose(attend(q, k, v, pos, jnp.array(pos)), expected, atol=1e-5)  # explicit mask
 
 
 def test_gqa_with_repeated_kv_heads_equals_mha():

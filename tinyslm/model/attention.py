@@ -84,9 +84,16 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.
 
 
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
-    """The same computation through ``jax.nn.dot_product_attention`` (cuDNN flash attention on GPU)."""
-    visible = k_positions[:, None, :] <= q_positions[:, :, None]  # (B, T, S)
+    """The same computation through ``jax.nn.dot_product_attention`` (cuDNN flash attention on GPU).
+
+    Without a cache the keys are the queries' own tokens in order (``k_positions is q_positions``),
+    so the mask is the plain causal triangle: ``is_causal`` lets the kernel skip the masked half
+    instead of reading a (B, T, S) mask from memory.
+    """
     implementation = "cudnn" if jax.default_backend() == "gpu" and q.dtype == jnp.bfloat16 else None
+    if k_positions is q_positions:
+        return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation=implementation)
+    visible = k_positions[:, None, :] <= q_positions[:, :, None]  # (B, T, S)
     return jax.nn.dot_product_attention(q, k, v, mask=visible[:, None], implementation=implementation)
 
 
