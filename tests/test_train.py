@@ -202,3 +202,13 @@ def test_task_saving_part_of_the_trained_module_writes_a_normal_run_and_resumes_
     run = load_run(tmp_path / "a")
     for loaded, trained in zip(jax.tree.leaves(nnx.state(run.model)), jax.tree.leaves(nnx.state(straight.model))):
         np.testing.assert_array_equal(loaded, trained)
+
+
+def test_training_never_deletes_the_arrays_of_the_model_it_started_from(tmp_path):
+    """The step donates its buffers; the trainer must donate its own copies, not the caller's arrays."""
+    base = train(tiny_config("train.max_steps=2", "train.eval_interval=2"), tmp_path / "base", progress=False)
+    start = load_run(tmp_path / "base").model
+    before = np.array(start.blocks[0].mlp.up.kernel[...])
+    task = TrainingTask(init_model=lambda config: nnx.clone(start), tokenizer=base.tokenizer)  # a clone shares arrays
+    train(base.config, tmp_path / "again", task=task, progress=False)
+    np.testing.assert_array_equal(start.blocks[0].mlp.up.kernel[...], before)  # readable, and unchanged

@@ -108,8 +108,12 @@ def weight_shardings(state, mesh: Mesh):
 
 
 def shard_weights(state, mesh: Mesh):
-    """Put a pytree of weights (or optimizer state) on the mesh as :func:`weight_shardings` says."""
-    return jax.device_put(state, weight_shardings(state, mesh))
+    """A copy of a pytree of weights (or optimizer state) on the mesh, as :func:`weight_shardings` says.
+
+    Always a copy (``may_alias=False``): the train step donates these buffers, and donating arrays
+    the caller still holds (say, a loaded run's model) would delete them under the caller's feet.
+    """
+    return jax.device_put(state, weight_shardings(state, mesh), may_alias=False)
 
 
 def initialize_distributed() -> None:
