@@ -108,14 +108,14 @@ def param_count(config: ModelConfig) -> int:
     GPT-2 small (12 x 768, vocab 50257, 1024 positions, tied) -> 124,439,808.
     """
     c = config
-    d, kv_d = c.d_model, c.n_kv_heads * c.head_dim
+    d, q_d, kv_d = c.d_model, c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
 
     def linear(d_in: int, d_out: int, bias: bool) -> int:
         return d_in * d_out + (d_out if bias else 0)
 
     norm = d * (2 if c.norm == "layernorm" and c.bias else 1)
     qkv_bias = c.bias or c.qkv_bias
-    attention = linear(d, d, qkv_bias) + 2 * linear(d, kv_d, qkv_bias) + linear(d, d, c.bias)
+    attention = linear(d, q_d, qkv_bias) + 2 * linear(d, kv_d, qkv_bias) + linear(q_d, d, c.bias)
     mlp = (3 if c.mlp == "swiglu" else 2) * d * c.d_ff + ((2 if c.mlp == "swiglu" else 1) * c.d_ff + d if c.bias else 0)
     per_block = 2 * norm + attention + mlp
     embeddings = c.vocab_size * d + (c.max_seq_len * d if c.positions == "learned" else 0)
