@@ -1,0 +1,185 @@
+"""Fine-tune a trained language model into a classifier, with the one training loop.
+
+    base run (an LM) --finetune--> classifier run (LM + head, or LM that writes the label)
+
+Fine-tuning is training with a different :class:`~tinyslm.train.TrainingTask`: it starts from the
+base run's weights and tokenizer, reads labelled examples instead of token windows, minimises a
+classification loss, and, depending on the *strategy*, trains only part of the model:
+
+=============== ======================================== ===========================================
+strategy        trained                                  why
+=============== ======================================== ===========================================
+``full``        every weight                             the most capacity; the most memory, and the
+                                                         easiest to overfit with little data
+``last_blocks`` the last N blocks, final norm and head   the early layers' general features are kept;
+                (N = 0: the head alone, a linear probe)  a cheap, strong baseline
+``lora``        low-rank adapters and the head           a few % of the parameters; the base weights
+                                                         stay untouched and shareable (Hu et al. 2021)
+=============== ======================================== ===========================================
+
+Part of the training data (``val_fraction`` of each label, seeded) is held out: the training loop
+reports its loss, and after training the classifier's accuracy on it is logged. The dataset's test
+split is never read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import nnx
+
+from tinyslm.adapt.classify import ADAPTERS_DIR, Classifier, ClassifierSpec, load_classifier
+from tinyslm.adapt.data import ExampleBatches, pad_id_of, pad_sequences, split_examples
+from tinyslm.adapt.generative import answer_ids, answer_loss, answer_windows, prompt_ids
+from tinyslm.adapt.head import POOLINGS, SequenceClassifier, classification_loss
+from tinyslm.adapt.lora import LoRAConfig, LoRAParam, apply_lora, merged_copy, save_adapters, trainable_count
+from tinyslm.config import DataConfig, load_config
+from tinyslm.data import load_labeled
+from tinyslm.errors import ConfigError
+from tinyslm.model import TransformerLM
+from tinyslm.train import MetricsLog, TrainingTask, TrainResult, load_run, train
+from tinyslm.train.checkpoint import CONFIG_FILE, METRICS_FILE
+
+# The fine-tuning schedule, applied over the base run's train section (``overrides`` win over it).
+# Learning rates were chosen on the validation split (benchmarks/README.md, "Fine-tuning").
+FINETUNE_TRAIN = ("train.batch_size=16", "train.grad_accum=1", "train.max_steps=300", "train.warmup_steps=30",
+                  "train.decay_steps=null", "train.min_lr=0.0", "train.weight_decay=0.01", "train.eval_interval=50",
+                  "train.log_interval=10", "train.ckpt_interval=100000", "train.samples=0")
+LEARNING_RATES = {"full": 1e-3, "last_blocks": 2e-3, "lora": 3e-3}
+
+
+@dataclass
+class FinetuneResult:
+    """A finished fine-tuning run: the loaded classifier, its validation scores and the training figures."""
+
+    run_dir: Path
+    classifier: Classifier
+    val: dict  # accuracy, macro_f1, n on the held-out part of the training data
+    train: TrainResult
+
+    def summary(self) -> dict:
+        spec = self.classifier.spec
+        return {"run_dir": str(self.run_dir), "method": spec.method, "strategy": spec.strategy,
+                "val_accuracy": self.val["accuracy"], "val_macro_f1": self.val["macro_f1"],
+                "trainable_params": spec.trainable_params, "total_params": spec.total_params,
+                "final_step": self.train.final_step, "train_loss": self.train.train_loss,
+                "wall_s": round(self.train.wall_s, 2)}
+
+
+def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease", *, method: str = "head",
+             pooling: str = "mean", lora: LoRAConfig | None = None, train_layers: int | None = None,
+             max_len: int | None = None, val_fraction: float = 0.15, overrides: tuple[str, ...] | list[str] = (),
+             progress: bool = True) -> FinetuneResult:
+    """Fine-tune the language model of ``base_run`` on dataset ``data``'s train split into run ``out``.
+
+    ``method``: ``head`` (a label head on pooled hidden states) or ``generative`` (the LM learns to
+    write the label). Strategy: ``lora`` given -> LoRA; ``train_layers`` given -> the last N blocks;
+    neither -> full fine-tuning. ``max_len`` caps the tokens read per text (default: the longest
+    training text, up to the model's context): shorter is faster and cuts long texts' ends.
+    ``overrides`` are ``train.*=value`` settings (``train.lr=1e-3``) or ``model.dropout``.
+    """
+    if method not in ("head", "generative"):
+        raise ConfigError(f"method must be 'head' or 'generative', got {method!r}")
+    if pooling not in POOLINGS:
+        raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if lora is not None and train_layers is not None:
+        raise ConfigError("choose LoRA (--lora-rank) or the last blocks (--train-layers), not both")
+    strategy = "lora" if lora is not None else "full" if train_layers is None else "last_blocks"
+    base = load_run(base_run)
+    n_layers = base.config.model.n_layers
+    lowest = 1 if method == "generative" else 0  # a generative model has no head to train on its own
+    if train_layers is not None and not lowest <= train_layers <= n_layers:
+        raise ConfigError(f"--train-layers must be between {lowest} and {n_layers} "
+                          f"(the base model has {n_layers} blocks), got {train_layers}")
+
+    train_ex, val_ex = split_examples(load_labeled(data, "train"), val_fraction, seed=base.config.train.seed)
+    labels = sorted({label for label, _ in train_ex})
+    encode = _encode_for_head if method == "head" else _encode_for_generation
+    max_len = min(_max_len(base, method, labels, train_ex), max_len or base.config.model.max_seq_len)
+    train_arrays = encode(base.tokenizer, labels, train_ex, max_len)
+    val_arrays = encode(base.tokenizer, labels, val_ex, max_len)
+
+    config = load_config(Path(base_run) / CONFIG_FILE, [*FINETUNE_TRAIN, f"train.lr={LEARNING_RATES[strategy]}",
+                                                        f"train.seq_len={max_len}", *overrides])
+    config = replace(config, data=DataConfig(name=data, val_fraction=val_fraction))
+    trained_module: dict[str, nnx.Module] = {}  # the module being trained, adapters and all
+
+    def init_model(config) -> nnx.Module:
+        model = TransformerLM(config.model, rngs=nnx.Rngs(0))  # the base's shape; dropout may be overridden
+        nnx.update(model, nnx.state(load_run(base_run).model))
+        if method == "head":
+            model = SequenceClassifier(model, len(labels), pooling, rngs=nnx.Rngs(config.train.seed))
+        if lora is not None:
+            apply_lora(model, lora.targets, lora.rank, lora.alpha, lora.dropout, seed=config.train.seed)
+        trained_module["model"] = model
+        return model
+
+    trainable = _trainable_filter(strategy, method, n_layers, train_layers)
+    task = TrainingTask(
+        init_model=init_model, tokenizer=base.tokenizer, trainable=trainable,
+        loss=classification_loss if method == "head" else answer_loss,
+        batches=lambda run_dir, config: ExampleBatches(train_arrays, val_arrays, config.train.batch_size,
+                                                       config.train.grad_accum, config.train.seed),
+        saved=merged_copy if lora is not None else None,  # the run holds the merged model; adapters go to adapters/
+    )
+    result = train(config, out, task=task, progress=progress)
+
+    model = trained_module["model"]
+    if lora is not None:
+        save_adapters(model, Path(out) / ADAPTERS_DIR)
+    spec = ClassifierSpec(labels=tuple(labels), method=method, pooling=pooling, strategy=strategy,
+                          train_layers=train_layers, lora=lora, max_len=max_len, base_run=str(base_run), data=data,
+                          val_fraction=val_fraction, trainable_params=trainable_count(model, trainable),
+                          total_params=trainable_count(result.model, nnx.Param))
+    spec.save(out)
+    classifier = load_classifier(out)
+    scores = classifier.evaluate(val_ex)
+    val = {key: scores[key] for key in ("accuracy", "macro_f1", "n")}
+    MetricsLog(Path(out) / METRICS_FILE).write("classify_val", result.final_step, **val)
+    return FinetuneResult(Path(out), classifier, val, result)
+
+
+def _trainable_filter(strategy: str, method: str, n_layers: int, train_layers: int | None) -> Any:
+    """The ``nnx`` filter of what a strategy trains (everything else stays frozen)."""
+    head = nnx.PathContains("label_head")
+    if strategy == "full":
+        return nnx.Param
+    if strategy == "lora":
+        return nnx.Any(LoRAParam, head) if method == "head" else LoRAParam
+    first_trained = n_layers - train_layers
+
+    def last_blocks(path, value) -> bool:
+        if not isinstance(value, nnx.Param):
+            return False
+        if "label_head" in path or "final_norm" in path:
+            return True
+        return "blocks" in path and path[path.index("blocks") + 1] >= first_trained
+
+    return last_blocks
+
+
+def _max_len(base, method: str, labels: list[str], examples: list[tuple[str, str]]) -> int:
+    """The padded length: the longest training text (or prompt + answer), capped by the model's context."""
+    context = base.config.model.max_seq_len
+    if method == "head":
+        return min(context, max(len(base.tokenizer.encode(text)) for _, text in examples))
+    longest_answer = max(len(answer_ids(base.tokenizer, label)) for label in labels)
+    longest = max(len(prompt_ids(base.tokenizer, text, 10**9)) for _, text in examples) + longest_answer
+    return min(context, longest - 1)  # a window of prompt + answer holds max_len + 1 tokens
+
+
+def _encode_for_head(tokenizer, labels: list[str], examples: list[tuple[str, str]], max_len: int) -> dict:
+    tokens, lengths = pad_sequences([tokenizer.encode(text) for _, text in examples], max_len, pad_id_of(tokenizer))
+    index = {label: i for i, label in enumerate(labels)}
+    return {"tokens": tokens, "lengths": lengths, "labels": np.array([index[label] for label, _ in examples], np.int32)}
+
+
+def _encode_for_generation(tokenizer, labels: list[str], examples: list[tuple[str, str]], max_len: int) -> dict:
+    answers = {label: answer_ids(tokenizer, label) for label in labels}
+    room = max_len + 1 - max(map(len, answers.values()))
+    prompts = [prompt_ids(tokenizer, text, room) for _, text in examples]
+    windows, mask = answer_windows(prompts, [answers[label] for label, _ in examples], max_len, pad_id_of(tokenizer))
+    return {"windows": windows, "mask": mask}
