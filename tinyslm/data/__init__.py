@@ -12,9 +12,11 @@ from tinyslm.data.registry import (
     Dataset,
     cache_dir,
     dataset_file,
+    disease_paragraph,
     get_dataset,
     list_datasets,
     load_labeled,
+    load_rows,
     load_text,
     sha256_of,
 )
@@ -22,7 +24,7 @@ from tinyslm.data.sampler import eval_batches, sample_batch
 
 __all__ = [
     "DATASETS", "Dataset", "list_datasets", "get_dataset", "dataset_file", "cache_dir", "sha256_of",
-    "load_text", "load_labeled",
+    "load_text", "load_labeled", "load_rows", "disease_paragraph",
     "prepare", "load_tokens", "read_meta", "split_point", "token_dtype", "encode_in_chunks",
     "sample_batch", "eval_batches",
 ]

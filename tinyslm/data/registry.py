@@ -264,17 +264,29 @@ def _diseases_symptoms_text(config: DataConfig) -> str:
         Symptoms: Palpitations, Sweating
         Treatments: Antidepressant medications, ...
     """
-    path = dataset_file("diseases_symptoms", "Diseases_Symptoms.csv")
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return "\n".join(_paragraph(row) for row in rows)
+    return "\n".join(disease_paragraph(row) for row in load_rows("diseases_symptoms"))
 
 
-def _paragraph(row: dict[str, str]) -> str:
+def disease_paragraph(row: dict[str, str]) -> str:
+    """One ``diseases_symptoms`` row as ``Disease: ... / Symptoms: ... / Treatments: ...`` lines."""
     lines = [f"Disease: {row['Name'].strip()}", f"Symptoms: {row['Symptoms'].strip()}"]
     if row["Treatments"].strip():  # one row has no treatments; leave the line out rather than empty
         lines.append(f"Treatments: {row['Treatments'].strip()}")
     return "".join(line + "\n" for line in lines)
+
+
+# Tables whose rows are documents (for retrieval, tinyslm.rag): dataset name -> its one CSV file.
+_TABLES = {"diseases_symptoms": "Diseases_Symptoms.csv"}
+
+
+def load_rows(name: str) -> list[dict[str, str]]:
+    """The rows of a table dataset as dicts keyed by the header (``diseases_symptoms``: Code, Name,
+    Symptoms, Treatments), exactly as stored."""
+    get_dataset(name)  # an unknown name gets the list of known ones
+    if name not in _TABLES:
+        raise DataError(f"dataset {name!r} is not a table of rows; tables are {sorted(_TABLES)}")
+    with open(dataset_file(name, _TABLES[name]), encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 _TEXT_READERS: dict[str, Callable[[DataConfig], str]] = {
