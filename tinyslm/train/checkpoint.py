@@ -131,6 +131,10 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     config = load_config(path / CONFIG_FILE)
     tokenizer = load_tokenizer(path / TOKENIZER_DIR)
     model = TransformerLM(config.model, rngs=nnx.Rngs(0))
+    if config.quantization is not None:  # int8 / int4 layers in place of the float ones, then restore into them
+        from tinyslm.compress.quantized import quantize_model  # imported here: compress builds on train
+
+        model = quantize_model(model, config.quantization)
     checkpointer = Checkpointer(path)
     try:
         restored = checkpointer.restore(nnx.state(model), step=step)
