@@ -44,7 +44,7 @@ from tinyslm.config import RunConfig, load_config
 from tinyslm.errors import CheckpointError, DataError
 from tinyslm.model import TransformerLM
 from tinyslm.tokenizer import Tokenizer, load_tokenizer
-from tinyslm.train.checkpoint import CONFIG_FILE, TOKENIZER_DIR, Checkpointer, load_run
+from tinyslm.train.checkpoint import CONFIG_FILE, TOKENIZER_DIR, load_run, restore_weights
 
 NOTICE = "teaching model, not medical advice"
 SPEC_FILE = "classifier.yaml"
@@ -176,10 +176,5 @@ def load_classifier(run_dir: str | Path, step: int | None = None) -> Classifier:
     config = load_config(path / CONFIG_FILE)
     model = SequenceClassifier(TransformerLM(config.model, rngs=nnx.Rngs(0)), len(spec.labels), spec.pooling,
                                rngs=nnx.Rngs(0))
-    checkpointer = Checkpointer(path)
-    try:
-        restored = checkpointer.restore(nnx.state(model), step=step)
-    finally:
-        checkpointer.close()
-    nnx.update(model, restored["params"])
+    restore_weights(path, model, step)
     return Classifier(config, spec, model, load_tokenizer(path / TOKENIZER_DIR), path)

@@ -135,10 +135,17 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
         from tinyslm.compress.quantized import quantize_model  # imported here: compress builds on train
 
         model = quantize_model(model, config.quantization)
-    checkpointer = Checkpointer(path)
+    restored_step = restore_weights(path, model, step)
+    return Run(path=path, config=config, model=model, tokenizer=tokenizer, step=restored_step)
+
+
+def restore_weights(run_dir: str | Path, model: nnx.Module, step: int | None = None) -> int:
+    """Fill ``model`` (already built in the run's shape) with checkpoint ``step`` of ``run_dir``
+    (default: the latest); returns the step restored."""
+    checkpointer = Checkpointer(run_dir)
     try:
         restored = checkpointer.restore(nnx.state(model), step=step)
     finally:
         checkpointer.close()
     nnx.update(model, restored["params"])
-    return Run(path=path, config=config, model=model, tokenizer=tokenizer, step=restored["meta"]["step"])
+    return restored["meta"]["step"]
