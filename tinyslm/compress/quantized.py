@@ -23,8 +23,26 @@ uses ``x @ dequantize(q, s)``, where the one-off dequantization is amortised ove
 and the fast matmul kernel does the rest. Both forms compute the same numbers (up to float
 summation order). One more detail of the fused loop: float16 scales are converted to float32
 once, behind an ``optimization_barrier``; left to itself XLA fuses the conversion into the loop
-and redoes it for every weight, which measured up to ~1.5x slower. Measurements:
+and redoes it for every weight, which measured up to ~1.5x slower. And one trap of decoding
+*loops*: the decoder runs every token inside one compiled ``while`` loop, and XLA moves work that
+does not change between iterations out of the loop ("loop-invariant code motion"). The weights do
+not change, so XLA hoists "convert the integers to float32" out of the loop and every token then
+reads a float32 copy: 4x the bytes, and measured ~3x slower than the same product outside a loop.
+Passing the integers through an ``optimization_barrier`` *together with* the token's activations
+ties them to the iteration, so the conversion stays fused into the per-token loop. Measurements:
 ``python benchmarks/quantize.py forms`` and ``benchmarks/README.md`` (quantization section).
+
+**Asymmetric weights** (``w_hat = q * s + m``, see :mod:`tinyslm.compress.quantize`) need no
+second kernel. The offset ``m`` is the same for every input ``i`` of a group ``g``, so it comes
+out of the sum over that group:
+
+    y[o] = sum_i x[i] * (q[i, o] * s[g, o] + m[g, o])
+         = sum_i x[i] * q[i, o] * s[g, o]   +   sum_g (sum_{i in g} x[i]) * m[g, o]
+         = (the symmetric product above)    +   group_sums(x) (N, G) @ m (G, d_out)
+
+The first term is computed by exactly the code (and the same fast fused loop) as a symmetric
+weight; the correction is a tiny matmul with G = d_in / group_size rows, a few per cent of the
+work, that reads the offsets once. So both schemes share packing, storage and the product.
 """
 
 from __future__ import annotations
@@ -42,35 +60,60 @@ MATVEC_ROWS = 4  # up to this many rows (decoding batches) use the fused multipl
 
 
 class QuantizedWeight(nnx.Variable):
-    """Stored integers or scales: saved and restored with the model, never trained."""
+    """Stored integers, scales or offsets: saved and restored with the model, never trained."""
 
 
-def quantized_matmul(x: jax.Array, stored: jax.Array, scale: jax.Array, bits: int) -> jax.Array:
+def quantized_matmul(x: jax.Array, stored: jax.Array, scale: jax.Array, bits: int,
+                     offset: jax.Array | None = None) -> jax.Array:
     """x (N, d_in) @ the quantized matrix (d_in, d_out) -> (N, d_out) in x's dtype.
 
-    ``stored`` is int8 (d_in, d_out) or packed int4 bytes (d_in / 2, d_out); ``scale`` (G, d_out).
+    ``stored`` is int8 / uint8 (d_in, d_out) or packed int4 bytes (d_in / 2, d_out); ``scale`` (G,
+    d_out); ``offset`` (G, d_out) for asymmetric weights (unsigned codes), None for symmetric ones.
     The shape N is static under ``jit``, so the choice of form is made once, at compile time.
     """
     if x.shape[0] <= MATVEC_ROWS:  # decoding: fused multiply-and-sum, reads the integers once
+        x, stored = jax.lax.optimization_barrier((x, stored))  # keep the integers in the loop: see the module doc
         scale = jax.lax.optimization_barrier(scale.astype(jnp.float32))  # convert the few scales once, not per weight
-        w_hat = dequantize(integers(stored, bits), scale)  # (d_in, d_out), never materialised: fused into the sum
-        return (x.astype(jnp.float32)[:, :, None] * w_hat).sum(axis=1).astype(x.dtype)
-    return x @ dequantize(integers(stored, bits), scale).astype(x.dtype)  # prefill / evaluation: dequantize, matmul
+        w_hat = dequantize(integers(stored, bits, signed=offset is None), scale)  # fused into the sum, never stored
+        y = (x.astype(jnp.float32)[:, :, None] * w_hat).sum(axis=1).astype(x.dtype)
+    else:
+        q = integers(stored, bits, signed=offset is None)
+        y = x @ dequantize(q, scale).astype(x.dtype)  # prefill / evaluation: dequantize, matmul
+    if offset is None:
+        return y
+    return y + _offset_term(x, offset).astype(x.dtype)
+
+
+def _offset_term(x: jax.Array, offset: jax.Array) -> jax.Array:
+    """What the offsets add to x @ (q * s): the sum of x over each group times that group's offset.
+
+    x (N, d_in), offset (G, d_out) -> (N, d_out) float32 (or (N, 1) for one offset per tensor).
+    """
+    groups = offset.shape[0]
+    group_sums = x.astype(jnp.float32).reshape(x.shape[0], groups, x.shape[1] // groups).sum(axis=-1)  # (N, G)
+    return group_sums @ offset.astype(jnp.float32)
+
+
+def _optional(variable: QuantizedWeight | None) -> jax.Array | None:
+    """The offsets' array, or None for a symmetric layer (which has none)."""
+    return None if variable is None else variable[...]
 
 
 class QuantizedLinear(nnx.Module):
-    """y (..., d_out) = x (..., d_in) @ (q * s) + bias, with q stored as int8 or packed int4."""
+    """y (..., d_out) = x (..., d_in) @ (q * s [+ m]) + bias, with q stored as int8 / uint8 or packed int4."""
 
     def __init__(self, linear: Linear, config: QuantizationConfig):
         self.bits = config.bits
-        stored, scale = stored_form(linear.kernel[...], config)
-        self.weight = QuantizedWeight(stored)  # (d_in, d_out) int8 or (d_in / 2, d_out) uint8
+        stored, scale, offset = stored_form(linear.kernel[...], config)
+        self.weight = QuantizedWeight(stored)  # (d_in, d_out) int8 / uint8 or (d_in / 2, d_out) uint8
         self.scale = QuantizedWeight(scale)  # (G, d_out) or (1, 1)
+        self.offset = None if offset is None else QuantizedWeight(offset)  # like scale; asymmetric only
         self.bias = linear.bias  # biases stay float: d_out numbers, nothing to save
 
     def __call__(self, x: jax.Array) -> jax.Array:
         lead = x.shape[:-1]
-        y = quantized_matmul(x.reshape(-1, x.shape[-1]), self.weight[...], self.scale[...], self.bits)
+        y = quantized_matmul(x.reshape(-1, x.shape[-1]), self.weight[...], self.scale[...], self.bits,
+                             _optional(self.offset))
         if self.bias is not None:
             y = y + self.bias[...].astype(y.dtype)
         return y.reshape(*lead, y.shape[-1])
@@ -86,22 +129,27 @@ class QuantizedEmbedding(nnx.Module):
 
     def __init__(self, embedding: Embedding, config: QuantizationConfig):
         self.bits = config.bits
-        stored, scale = stored_form(embedding.weight[...].T, config)
-        self.weight = QuantizedWeight(stored)  # (D, V) int8 or (D / 2, V) uint8
+        stored, scale, offset = stored_form(embedding.weight[...].T, config)
+        self.weight = QuantizedWeight(stored)  # (D, V) int8 / uint8 or (D / 2, V) uint8
         self.scale = QuantizedWeight(scale)  # (G, V) or (1, 1)
+        self.offset = None if offset is None else QuantizedWeight(offset)  # like scale; asymmetric only
 
     def __call__(self, ids: jax.Array) -> jax.Array:
         """ids (...,) int -> vectors (..., D) float32."""
         flat = ids.reshape(-1)
         columns = jnp.take(self.weight[...], flat, axis=1)  # (D or D/2, N)
-        scale = self.scale[...]
-        scale = scale if scale.shape[1] == 1 else jnp.take(scale, flat, axis=1)  # (G, N)
-        vectors = dequantize(integers(columns, self.bits), scale).T  # (N, D)
+
+        def per_token(values: jax.Array | None) -> jax.Array | None:  # (G, V) -> (G, N); (1, 1) stays
+            return values if values is None or values.shape[1] == 1 else jnp.take(values, flat, axis=1)
+
+        offset = _optional(self.offset)
+        q = integers(columns, self.bits, signed=offset is None)
+        vectors = dequantize(q, per_token(self.scale[...]), per_token(offset)).T  # (N, D)
         return vectors.reshape(*ids.shape, vectors.shape[-1])
 
     def attend(self, h: jax.Array) -> jax.Array:
         """The tied head: h (N, D) -> logits (N, V)."""
-        return quantized_matmul(h, self.weight[...], self.scale[...], self.bits)
+        return quantized_matmul(h, self.weight[...], self.scale[...], self.bits, _optional(self.offset))
 
 
 def _quantizable(model: nnx.Module, config: QuantizationConfig) -> list[tuple[tuple, nnx.Module]]:
@@ -158,14 +206,16 @@ def weight_bytes(model: nnx.Module) -> int:
 
 
 def bits_per_weight(model: nnx.Module) -> float:
-    """Average bits per quantized weight: stored integers + scales over the number of weights.
+    """Average bits per quantized weight: stored integers + scales (+ offsets) over the number of weights.
 
-    int8 per-channel ~ 8 bits (+ 16 bits per output row); int4 g32 with float16 scales = 4.5.
-    Float layers (norms, biases, an unquantized embedding) are not counted here.
+    int8 per-channel ~ 8 bits (+ 16 bits per output row); int4 g32 with float16 scales = 4.5, and
+    5.0 asymmetric (a float16 offset per group too). Float layers (norms, biases, an unquantized
+    embedding) are not counted here.
     """
     stored_bits, weights = 0, 0
     for _, node in nnx.iter_graph(model):
         if isinstance(node, (QuantizedLinear, QuantizedEmbedding)):
-            stored_bits += 8 * (node.weight[...].nbytes + node.scale[...].nbytes)
+            arrays = [node.weight[...], node.scale[...], _optional(node.offset)]
+            stored_bits += 8 * sum(a.nbytes for a in arrays if a is not None)
             weights += node.weight[...].size * (2 if node.bits == 4 else 1)
     return stored_bits / weights if weights else 32.0
