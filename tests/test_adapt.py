@@ -9,6 +9,7 @@ examples (no data files needed).
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import jax
@@ -304,3 +305,24 @@ def test_finetune_cli_reports_json_and_errors_in_one_line(base_run, tmp_path, ca
     assert "not both" in capsys.readouterr().err
     assert main(["classify", "--run", str(base_run), "--text", "hello"]) == 2
     assert "not a classifier run" in capsys.readouterr().err
+
+
+def test_extra_data_adds_training_examples_only_and_must_share_the_labels(base_run, tmp_path, monkeypatch):
+    finetune_module = importlib.import_module("tinyslm.adapt.finetune")  # the module, not the function
+    real_load, seen = finetune_module.load_labeled, {}
+    extra = {"more": [("allergy", "I sneeze all spring long")] * 5, "alien": [("Martian flu", "my antennae droop")]}
+    monkeypatch.setattr(finetune_module, "load_labeled", lambda name, split: extra.get(name) or real_load(name, split))
+
+    class Recording(ExampleBatches):
+        def __init__(self, train_arrays, val_arrays, *args):
+            seen["train"], seen["val"] = len(train_arrays["labels"]), len(val_arrays["labels"])
+            super().__init__(train_arrays, val_arrays, *args)
+
+    monkeypatch.setattr(finetune_module, "ExampleBatches", Recording)
+    train_ex, val_ex = split_examples(real_load("symptoms", "train"), 0.15, seed=load_config(None, BASE).train.seed)
+    result = finetune(base_run, tmp_path / "extra", "symptoms", extra_data="more", train_layers=0,
+                      overrides=QUICK, progress=False)
+    assert seen == {"train": len(train_ex) + 5, "val": len(val_ex)}  # validation is the primary data's alone
+    assert result.val["n"] == len(val_ex) and result.classifier.spec.extra_data == "more"
+    with pytest.raises(ConfigError, match="Martian flu"):
+        finetune(base_run, tmp_path / "alien", "symptoms", extra_data="alien", overrides=QUICK, progress=False)

@@ -255,8 +255,8 @@ def _finetune(args: argparse.Namespace) -> dict:
                           dropout=args.lora_dropout, targets=tuple(args.lora_targets.split(",")))
     print(f"Fine-tuning {args.run} on {args.data} ({args.method}) into {args.out}", file=sys.stderr)
     result = finetune(args.run, args.out, args.data, method=args.method, pooling=args.pooling, lora=lora,
-                      train_layers=args.train_layers, val_fraction=args.val_fraction, overrides=args.set,
-                      progress=not args.no_progress)
+                      train_layers=args.train_layers, val_fraction=args.val_fraction, extra_data=args.extra_data,
+                      overrides=args.set, progress=not args.no_progress)
     summary = result.summary()
     share = summary["trainable_params"] / summary["total_params"]
     print(f"\nDone: {summary['strategy']} fine-tuning, {summary['trainable_params']:,} of "
@@ -326,8 +326,10 @@ def _quantize(args: argparse.Namespace) -> dict:
         raise TinySLMError(f"{out} already holds a run; choose another --out")
     granularity = "group" if args.group_size else ("tensor" if args.per_tensor else "channel")
     config = QuantizationConfig(bits=args.bits, granularity=granularity, group_size=args.group_size or 32,
-                                scale_dtype=args.scale_dtype, embeddings=not args.no_embeddings)
+                                scale_dtype=args.scale_dtype, embeddings=not args.no_embeddings,
+                                scheme="asymmetric" if args.asymmetric else "symmetric")
     name = f"int{args.bits} " + (f"g{args.group_size}" if args.group_size else granularity)
+    name += " asym" if args.asymmetric else ""
     variants = {name: quantize_model(run.model, config)}
     if args.qat_steps:
         print(f"Quantization-aware training for {args.qat_steps} steps into {out / 'qat'}", file=sys.stderr)
@@ -349,9 +351,9 @@ def _quantize(args: argparse.Namespace) -> dict:
         rows.append(row)
     rows[-1]["bytes_on_disk"] = disk_bytes(out)
     plot = plot_size_vs_perplexity(rows, out / "quantization.png", title=f"{run.path.name}: size vs perplexity")
-    print(f"{'variant':<16} {'bits/w':>7} {'MB':>8} {'perplexity':>10} {'mean KL':>8} {'top-1':>7} {'tok/s':>7}")
+    print(f"{'variant':<20} {'bits/w':>7} {'MB':>8} {'perplexity':>10} {'mean KL':>8} {'top-1':>7} {'tok/s':>7}")
     for row in rows:
-        print(f"{row['variant']:<16} {row['bits_per_weight']:>7.2f} {row['weight_bytes'] / 1e6:>8.2f} "
+        print(f"{row['variant']:<20} {row['bits_per_weight']:>7.2f} {row['weight_bytes'] / 1e6:>8.2f} "
               f"{row['perplexity']:>10.3f} {row['mean_kl']:>8.4f} {row['top1_agreement']:>7.1%} "
               f"{row.get('tokens_per_s', float('nan')):>7.1f}")
     print(f"Saved {final_name} to {out} ({rows[-1]['bytes_on_disk']:,} bytes of checkpoint); plot: {plot}; "
@@ -364,7 +366,8 @@ def _prune(args: argparse.Namespace) -> dict:
 
     if args.sweep:
         sparsities = [float(s) for s in args.sweep.split(",")]
-        variants = sweep(args.run, sparsities, n_calibration=args.calibration)
+        variants = sweep(args.run, sparsities, n_calibration=args.calibration, data=args.data,
+                         eval_tokens=args.eval_tokens)
         plot = Path(args.plot or Path(args.run) / "prune_sweep.png")
         plot_sweep(variants, plot, title=f"pruning {Path(args.run).name} (no recovery)")
         _print_prune_table(variants)
@@ -376,10 +379,10 @@ def _prune(args: argparse.Namespace) -> dict:
     if not (n.isdigit() and m.isdigit()):
         raise TinySLMError(f"--nm: expected N:M such as 2:4, got {args.nm!r}")
     spec = PruneSpec(args.method, args.sparsity, nm=(int(n), int(m)), score=args.score, scope=args.scope,
-                     drop_layers=args.drop_layers)
+                     drop_layers=args.drop_layers, sequential=args.sequential)
     report = prune_run(args.run, args.out, spec, recover_steps=args.recover_steps, recover_lr=args.recover_lr,
-                       n_calibration=args.calibration, decode_tokens=args.decode_tokens,
-                       progress=not args.no_progress)
+                       n_calibration=args.calibration, decode_tokens=args.decode_tokens, data=args.data,
+                       eval_tokens=args.eval_tokens, progress=not args.no_progress)
     _print_prune_table(report["variants"])
     print(f"Wrote {args.out} (report: {args.out}/prune_report.json); try: tinyslm generate --run {args.out} --prompt ...")
     return report
@@ -603,6 +606,8 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
     p.add_argument("--lora-targets", default="q,k,v,o", help="projections to adapt, from q,k,v,o,gate,up,down")
     p.add_argument("--train-layers", type=int, metavar="N", help="train only the last N blocks (+ final norm, head)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of each label held out for validation")
+    p.add_argument("--extra-data", metavar="NAME", help="also train on this labelled dataset's train split, e.g. "
+                   "symptoms (generated descriptions of the same conditions); validation stays on --data")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override the fine-tuning schedule, e.g. --set train.lr=1e-3 (repeatable)")
     p.add_argument("--out", required=True, help="run directory of the classifier, e.g. runs/cls-lora")
@@ -629,13 +634,16 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
 
     p = commands.add_parser(
         "quantize", help="int8 / int4 weights (post-training, or quantization-aware) and a size-vs-quality report",
-        description="Quantize a run's weights to int8 or int4 with symmetric absmax scales (per output channel, or "
-        "per group of inputs), optionally after quantization-aware training, and save the quantized model as a new "
+        description="Quantize a run's weights to int8 or int4 with symmetric absmax scales, or asymmetric min-max "
+        "scales and offsets (--asymmetric), per output channel or per group of inputs, optionally after "
+        "quantization-aware training, and save the quantized model as a new "
         "run that `generate` and `eval` load. Prints one row per variant (fp32 included): bits per weight, size, "
         "held-out perplexity, mean KL and top-1 agreement against fp32, and batch-1 decoding tokens/s.",
         epilog="examples:\n"
         "  tinyslm quantize --run runs/shakespeare_char --bits 8 --out runs/shakespeare_char-int8\n"
         "  tinyslm quantize --run runs/shakespeare_char --bits 4 --group-size 32 --out runs/sc-int4\n"
+        "  tinyslm quantize --run runs/smollm2 --bits 4 --group-size 32 --asymmetric --data tinystories "
+        "--out runs/smollm2-q4g32a\n"
         "  tinyslm quantize --run runs/shakespeare_char --bits 4 --group-size 32 --qat-steps 300 --out runs/sc-qat\n"
         "  tinyslm quantize --run runs/smollm2 --bits 8 --data tinystories --eval-tokens 8192 --out runs/smollm2-int8\n"
         "  tinyslm generate --run runs/sc-int4 --prompt ROMEO:",
@@ -645,7 +653,11 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
     p.add_argument("--group-size", type=int, help="one scale per G inputs of each output channel (32, 64, 128; "
                    "default: one scale per output channel)")
     p.add_argument("--per-tensor", action="store_true", help="one scale per weight matrix (the crudest; for comparison)")
-    p.add_argument("--scale-dtype", choices=("float16", "float32"), default="float16")
+    p.add_argument("--asymmetric", action="store_true", help="unsigned codes with a scale AND an offset (the "
+                   "minimum) per channel/group: w ~ q*s + m, like llama.cpp's Q4_1; fits skewed weights, costs one "
+                   "more float per group (int4 g32: 5.0 instead of 4.5 bits per weight)")
+    p.add_argument("--scale-dtype", choices=("float16", "float32"), default="float16",
+                   help="dtype of the scales (and offsets)")
     p.add_argument("--no-embeddings", action="store_true", help="keep the token embedding and output head in float32")
     p.add_argument("--qat-steps", type=int, default=0, help="quantization-aware training steps before exporting "
                    "(the training run is kept in OUT/qat)")
@@ -665,7 +677,8 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
         "perplexity (before and after recovery fine-tuning) and decode tokens/s. magnitude and wanda zero "
         "individual weights (the model keeps its shape and speed); nm zeroes N of every M (2:4 is what sparse "
         "GPU tensor cores accelerate); structured removes heads and MLP neurons (and --drop-layers blocks), "
-        "giving a smaller, faster dense model. Calibration uses the run's own training data.",
+        "giving a smaller, faster dense model. Calibration uses the run's own training data (or --data NAME's, "
+        "for an imported model), measured one-shot on the dense model or, with --sequential, block by block.",
         epilog="examples:\n"
         "  tinyslm prune --run runs/shakespeare_char --method wanda --sparsity 0.5 --out runs/sc-wanda50\n"
         "  tinyslm prune --run runs/shakespeare_char --method nm --nm 2:4 --score wanda --out runs/sc-2of4\n"
@@ -673,6 +686,9 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
         "--recover-steps 100 --out runs/sc-mag50\n"
         "  tinyslm prune --run runs/shakespeare_char --method structured --sparsity 0.25 --recover-steps 100 "
         "--out runs/sc-small\n"
+        "  tinyslm prune --run runs/shakespeare_char --method wanda --sequential --out runs/sc-wanda50-seq\n"
+        "  tinyslm prune --run runs/smollm2 --method structured --sparsity 0.25 --data tinystories "
+        "--eval-tokens 4096 --out runs/smollm2-small\n"
         "  tinyslm prune --run runs/shakespeare_char --sweep 0.1,0.3,0.5,0.7      perplexity vs sparsity plot",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="the trained run to prune, e.g. runs/shakespeare_char")
@@ -684,10 +700,16 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
     p.add_argument("--scope", choices=("output", "layer", "global"), help="which weights compete: per output "
                    "(wanda's default), per layer (magnitude's default) or across all layers")
     p.add_argument("--drop-layers", type=int, default=0, help="structured: also remove the K least influential blocks")
+    p.add_argument("--sequential", action="store_true", help="wanda scores: calibrate block by block, each block "
+                   "on the output of the already pruned blocks before it (the paper's procedure)")
     p.add_argument("--recover-steps", type=int, default=0, help="fine-tune the pruned model this many steps "
-                   "(pruned weights stay zero); the run's own data and batch size")
+                   "(pruned weights stay zero); the run's own data (or --data) and batch size")
     p.add_argument("--recover-lr", type=float, help="peak learning rate of recovery (default: a tenth of the run's)")
-    p.add_argument("--calibration", type=int, default=128, help="calibration windows from the run's data/train.bin")
+    p.add_argument("--calibration", type=int, default=128, help="calibration windows of training text "
+                   "(the run's data/train.bin, or --data)")
+    p.add_argument("--data", help="calibrate on this dataset's training part and measure on its held-out end "
+                   "(for a run with no data/ of its own, e.g. an imported SmolLM2: --data tinystories)")
+    p.add_argument("--eval-tokens", type=int, help="measure perplexity on only the first N held-out tokens")
     p.add_argument("--decode-tokens", type=int, default=128, help="tokens to time decoding with (0 skips the timing)")
     p.add_argument("--sweep", metavar="S1,S2,...", help="instead of writing a run: magnitude, wanda and structured "
                    "at each sparsity plus 2:4, and a perplexity-vs-sparsity plot")

@@ -70,6 +70,7 @@ class ClassifierSpec:
     max_len: int = 128
     base_run: str = ""
     data: str = "symptom2disease"
+    extra_data: str | None = None  # a second labelled dataset added to the training examples only
     val_fraction: float = 0.15
     trainable_params: int = 0
     total_params: int = 0

@@ -71,8 +71,8 @@ class FinetuneResult:
 
 def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease", *, method: str = "head",
              pooling: str = "mean", lora: LoRAConfig | None = None, train_layers: int | None = None,
-             max_len: int | None = None, val_fraction: float = 0.15, overrides: tuple[str, ...] | list[str] = (),
-             progress: bool = True) -> FinetuneResult:
+             max_len: int | None = None, val_fraction: float = 0.15, extra_data: str | None = None,
+             overrides: tuple[str, ...] | list[str] = (), progress: bool = True) -> FinetuneResult:
     """Fine-tune the language model of ``base_run`` on dataset ``data``'s train split into run ``out``.
 
     ``method``: ``head`` (a label head on pooled hidden states) or ``generative`` (the LM learns to
@@ -97,6 +97,8 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
 
     train_ex, val_ex = split_examples(load_labeled(data, "train"), val_fraction, seed=base.config.train.seed)
     labels = sorted({label for label, _ in train_ex})
+    if extra_data is not None:
+        train_ex = train_ex + _extra_examples(extra_data, data, labels)
     encode = _encode_for_head if method == "head" else _encode_for_generation
     max_len = min(_max_len(base, method, labels, train_ex), max_len or base.config.model.max_seq_len)
     train_arrays = encode(base.tokenizer, labels, train_ex, max_len)
@@ -132,7 +134,7 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
         save_adapters(model, Path(out) / ADAPTERS_DIR)
     spec = ClassifierSpec(labels=tuple(labels), method=method, pooling=pooling, strategy=strategy,
                           train_layers=train_layers, lora=lora, max_len=max_len, base_run=str(base_run), data=data,
-                          val_fraction=val_fraction, trainable_params=trainable_count(model, trainable),
+                          extra_data=extra_data, val_fraction=val_fraction, trainable_params=trainable_count(model, trainable),
                           total_params=trainable_count(result.model, nnx.Param))
     spec.save(out)
     classifier = load_classifier(out)
@@ -140,6 +142,16 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
     val = {key: scores[key] for key in ("accuracy", "macro_f1", "n")}
     MetricsLog(Path(out) / METRICS_FILE).write("classify_val", result.final_step, **val)
     return FinetuneResult(Path(out), classifier, val, result)
+
+
+def _extra_examples(extra_data: str, data: str, labels: list[str]) -> list[tuple[str, str]]:
+    """The train split of ``extra_data``, checked to name only conditions that ``data`` has."""
+    examples = load_labeled(extra_data, "train")
+    unknown = sorted({label for label, _ in examples} - set(labels))
+    if unknown:
+        raise ConfigError(f"--extra-data {extra_data} has labels that {data} lacks: {unknown[:5]}; "
+                          f"extra examples must share the label set")
+    return examples
 
 
 def _trainable_filter(strategy: str, method: str, n_layers: int, train_layers: int | None) -> Any:

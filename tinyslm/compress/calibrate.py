@@ -1,64 +1,96 @@
-"""Calibration: run a trained model on a little of its own training data and measure its activations.
+"""Calibration: run a trained model on a little training text and measure its activations.
 
 Weights alone do not say what a layer does; the inputs it sees do. A weight that multiplies a
 feature which is always near zero can go, however large it is. Pruning methods that look at
-activations (Wanda, and every structured method here) need two statistics, gathered in one pass
-over a few hundred calibration windows of the run's own ``data/train.bin``:
+activations (Wanda, and every structured method here) need two statistics, gathered over a few
+hundred calibration windows of training text (the run's own ``data/train.bin``, or the training
+part of another dataset for an imported model that has no data of its own):
 
 * for every linear layer inside the blocks, the squared L2 norm of each input feature over all
   calibration tokens, ``||X_j||² = Σ_tokens x_j²`` (the diagonal of ``XᵀX``);
 * for every block, how much it turns the residual stream: the mean cosine similarity between the
   stream entering and leaving it (a block whose output points where its input did adds little).
 
-The statistics are collected by *probes*: for the duration of the pass, each linear layer (and
-each block) is replaced by a small module that records what flows through it and then calls the
+The statistics are collected by *probes*: while a block runs, each of its linear layers (and the
+block itself) is replaced by a small module that records what flows through it and then calls the
 original. The model's own code is untouched, and the original layers are put back afterwards.
+
+The model is run **block by block**: the residual stream of every calibration window is kept in
+memory, block 0 is measured, then the stream is pushed through block 0, then block 1 is measured,
+and so on. That costs no more than one forward pass, and it lets a caller change block ``i`` —
+prune it — after it was measured and *before* its output is computed (``after_block``). Every
+later block is then measured on what the already-pruned blocks produce, errors included: the
+*sequential* calibration of Wanda's released code (Sun et al. 2023, arXiv:2306.11695) and of
+SparseGPT (Frantar & Alistarh 2023, arXiv:2301.00774). Without ``after_block`` every block sees
+the dense model's stream: one-shot calibration.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tinyslm.data import load_tokens, sample_batch
+from tinyslm.config import load_config
+from tinyslm.data import encode_in_chunks, load_text, load_tokens, sample_batch, split_point, token_dtype
 from tinyslm.model import TransformerLM
 from tinyslm.model.linear import Linear
-from tinyslm.train.checkpoint import DATA_DIR
+from tinyslm.tokenizer import load_tokenizer
+from tinyslm.train.checkpoint import CONFIG_FILE, DATA_DIR, TOKENIZER_DIR
 
 # The linear layers of a block, by attribute path: every matrix multiplication a block does.
 BLOCK_LINEARS = ("attn.q", "attn.k", "attn.v", "attn.o", "mlp.gate", "mlp.up", "mlp.down")
 
 
-def block_linears(model: TransformerLM) -> dict[str, Linear]:
+def _linears_of(block: nnx.Module, i: int) -> Iterator[tuple[str, nnx.Module, str]]:
+    """(full name, owning module, attribute) of every linear layer of block ``i`` (the GELU MLP has no gate)."""
+    for path in BLOCK_LINEARS:
+        part, name = path.split(".")
+        owner = getattr(block, part)
+        if getattr(owner, name) is not None:
+            yield f"blocks.{i}.{path}", owner, name
+
+
+def block_linears(model: TransformerLM, block: int | None = None) -> dict[str, Linear]:
     """Every linear layer inside the blocks by name, e.g. ``"blocks.0.attn.q"`` -> its :class:`Linear`.
 
     These are the layers pruning works on. The embedding (a lookup shared with the output head)
     and the norms stay dense, as in the Wanda and SparseGPT papers: they are a small part of the
-    parameters and the model is very sensitive to them.
+    parameters and the model is very sensitive to them. With ``block``, only that block's layers.
     """
-    linears = {}
-    for i, block in enumerate(model.blocks):
-        for path in BLOCK_LINEARS:
-            part, name = path.split(".")
-            linear = getattr(getattr(block, part), name)
-            if linear is not None:  # the GELU MLP has no gate
-                linears[f"blocks.{i}.{path}"] = linear
-    return linears
+    blocks = enumerate(model.blocks) if block is None else [(block, model.blocks[block])]
+    return {full: getattr(owner, name) for i, b in blocks for full, owner, name in _linears_of(b, i)}
 
 
-def calibration_windows(run_dir: str | Path, n_windows: int, seq_len: int, seed: int = 0) -> np.ndarray:
-    """``n_windows`` random windows (n_windows, seq_len) of token ids from the run's ``data/train.bin``.
+def calibration_tokens(run_dir: str | Path, data: str | None = None) -> np.ndarray:
+    """Training tokens to calibrate on: the run's own ``data/train.bin``, or dataset ``data``'s training part.
 
-    Calibration uses training data, never validation data, so that the perplexity measured on the
-    validation split afterwards is still a held-out number.
+    Calibration uses training text, never validation text, so that the perplexity measured on the
+    held-out split afterwards is still a held-out number. With ``data`` (e.g. ``"tinystories"``
+    for an imported model that has no data of its own) the text is cut where
+    :func:`~tinyslm.compress.quantize_report.held_out_tokens` starts its held-out slice (the run's
+    ``data.val_fraction``) and the part before it is tokenized with the run's own tokenizer.
     """
-    tokens = load_tokens(Path(run_dir) / DATA_DIR, "train")
+    run_dir = Path(run_dir)
+    if data is None:
+        return load_tokens(run_dir / DATA_DIR, "train")
+    data_config = replace(load_config(run_dir / CONFIG_FILE).data, name=data, path=None)
+    text = load_text(data_config)
+    tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
+    return encode_in_chunks(text[:split_point(text, data_config.val_fraction)], tokenizer,
+                            token_dtype(tokenizer.vocab_size), desc=f"tokenizing {data} for calibration")
+
+
+def calibration_windows(run_dir: str | Path, n_windows: int, seq_len: int, seed: int = 0,
+                        data: str | None = None) -> np.ndarray:
+    """``n_windows`` random windows (n_windows, seq_len) of token ids from :func:`calibration_tokens`."""
+    tokens = calibration_tokens(run_dir, data)
     return sample_batch(tokens, seed=seed, step=0, batch_size=n_windows, seq_len=seq_len)[:, :-1]
 
 
@@ -110,43 +142,77 @@ class Activations:
 
 
 @contextmanager
-def _probed(model: TransformerLM):
-    """Swap probes in for every block linear and block; always put the originals back."""
-    originals = list(model.blocks)
-    linear_probes, block_probes = {}, []
+def _probed(block: nnx.Module, i: int):
+    """Swap input probes in for block ``i``'s linears; yield them and a probe wrapping the block.
+
+    The original layers are always put back, so whatever is done to the block afterwards (pruning
+    it) is done to the model's own layers."""
+    probes = {}
     try:
-        for i, block in enumerate(originals):
-            for path in BLOCK_LINEARS:
-                part, name = path.split(".")
-                owner = getattr(block, part)
-                if getattr(owner, name) is not None:
-                    linear_probes[f"blocks.{i}.{path}"] = probe = _InputProbe(getattr(owner, name))
-                    setattr(owner, name, probe)
-            block_probes.append(_BlockProbe(block))
-            model.blocks[i] = block_probes[-1]
-        yield linear_probes, block_probes
+        for full, owner, name in _linears_of(block, i):
+            probes[full] = probe = _InputProbe(getattr(owner, name))
+            setattr(owner, name, probe)
+        yield probes, _BlockProbe(block)
     finally:
-        for i, block in enumerate(originals):
-            model.blocks[i] = block
-            for path in BLOCK_LINEARS:
-                part, name = path.split(".")
-                owner = getattr(block, part)
-                if isinstance(getattr(owner, name), _InputProbe):
-                    setattr(owner, name, getattr(owner, name).linear)
+        for full, owner, name in _linears_of(block, i):
+            if isinstance(getattr(owner, name), _InputProbe):
+                setattr(owner, name, getattr(owner, name).linear)
+
+
+class _FirstBlockInputs(Exception):
+    """Raised by :class:`_Catcher` to end a forward pass, carrying what block 0 was handed."""
+
+
+class _Catcher(nnx.Module):
+    """Stands in for block 0 for one (eager) call: stops the pass and hands back the block's arguments."""
+
+    def __call__(self, x: jax.Array, positions: jax.Array, inv_freq: jax.Array | None, *rest):
+        raise _FirstBlockInputs(x, positions, inv_freq)
+
+
+def _stream_into_first_block(model: TransformerLM, tokens: np.ndarray) -> tuple:
+    """(x, positions, inv_freq): what the model's own code hands block 0 for ``tokens`` (B, T).
+
+    The embedding (and learned positions, or the RoPE frequencies) is computed by the model itself;
+    a stand-in for block 0 catches its arguments and stops the pass, so nothing here re-implements
+    how a model starts."""
+    first = model.blocks[0]
+    model.blocks[0] = _Catcher()
+    try:
+        model.hidden_states(jnp.asarray(tokens))
+    except _FirstBlockInputs as caught:
+        return caught.args
+    finally:
+        model.blocks[0] = first
+    raise AssertionError("the model never called its first block")
 
 
 @nnx.jit
-def _calibration_forward(model: TransformerLM, tokens: jax.Array) -> None:
-    model(tokens)  # the probes update their statistics; the logits are not needed
+def _run_block(block: nnx.Module, x: jax.Array, positions: jax.Array, inv_freq: jax.Array | None) -> jax.Array:
+    return block(x, positions, inv_freq)[0]  # probes inside update their statistics as it runs
 
 
-def collect_activations(model: TransformerLM, windows: np.ndarray, batch_size: int = 16) -> Activations:
-    """Run ``windows`` (N, T) through ``model`` and return the :class:`Activations` it produced."""
+def collect_activations(model: TransformerLM, windows: np.ndarray, batch_size: int = 16,
+                        after_block: Callable[[int, Activations], None] | None = None) -> Activations:
+    """Run ``windows`` (N, T) through ``model`` block by block and return the :class:`Activations` it produced.
+
+    ``after_block(i, activations)``, if given, is called once block ``i`` has been measured
+    (``activations`` then holds blocks 0..i) and before the stream is pushed through it: whatever it
+    changes in block ``i`` in place (e.g. pruning its weights) is what every later block's inputs
+    are computed with. Without it, every block is measured on the dense model's stream.
+    """
     windows = np.asarray(windows, np.int32)
-    with _probed(model) as (linear_probes, block_probes):
-        for start in range(0, len(windows), batch_size):
-            _calibration_forward(model, jnp.asarray(windows[start:start + batch_size]))
-        n_tokens = windows.size
-        norms = {name: np.sqrt(np.asarray(probe.sum_sq[...])) for name, probe in linear_probes.items()}
-        cosine = np.array([float(probe.cos_sum[...]) / n_tokens for probe in block_probes])
-    return Activations(input_norms=norms, block_cosine=cosine, tokens=int(n_tokens))
+    starts = range(0, len(windows), batch_size)
+    streams = [_stream_into_first_block(model, windows[s:s + batch_size]) for s in starts]  # [(x, pos, inv_freq)]
+    norms, cosine = {}, []
+    for i, block in enumerate(model.blocks):
+        with _probed(block, i) as (linear_probes, block_probe):
+            for stream in streams:
+                _run_block(block_probe, *stream)
+            norms.update({name: np.sqrt(np.asarray(p.sum_sq[...])) for name, p in linear_probes.items()})
+            cosine.append(float(block_probe.cos_sum[...]) / windows.size)
+        if after_block is not None:
+            so_far = Activations(input_norms=dict(norms), block_cosine=np.array(cosine), tokens=int(windows.size))
+            after_block(i, so_far)
+        streams = [(_run_block(block, *stream), *stream[1:]) for stream in streams]
+    return Activations(input_norms=norms, block_cosine=np.array(cosine), tokens=int(windows.size))

@@ -23,6 +23,10 @@ Patterns:
   of exactly this pattern and run about twice as fast (Mishra et al. 2021, arXiv:2104.08378). It
   is more constrained than unstructured sparsity, so at the same 50% it costs more quality.
 
+Calibration order (Wanda only): *one-shot* measures every layer's input norms on the dense model
+(:func:`compute_masks`); *sequential* (:func:`prune_sequentially`, the paper's released code)
+prunes block by block and measures each block on what the already pruned blocks before it produce.
+
 Neither pattern makes a dense matrix multiplication faster or the stored model smaller: the zeros
 are still stored and multiplied. That needs sparse kernels (N:M on a GPU) or removing whole rows,
 columns, heads and layers — structured pruning, in :mod:`tinyslm.compress.structured`.
@@ -39,7 +43,7 @@ from typing import Callable, Literal
 import numpy as np
 from flax import nnx
 
-from tinyslm.compress.calibrate import Activations, block_linears
+from tinyslm.compress.calibrate import Activations, block_linears, collect_activations
 from tinyslm.errors import ConfigError
 from tinyslm.model import TransformerLM
 
@@ -113,14 +117,15 @@ def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
     return (ranks < n).reshape(d_in, d_out)
 
 
-def layer_scores(model: TransformerLM, score: Score, activations: Activations | None = None) -> dict[str, np.ndarray]:
-    """The score of every weight of every block linear layer, by layer name."""
+def layer_scores(model: TransformerLM, score: Score, activations: Activations | None = None,
+                 block: int | None = None) -> dict[str, np.ndarray]:
+    """The score of every weight of every block linear layer (or only block ``block``'s), by layer name."""
     if score == "wanda" and activations is None:
         raise ConfigError("Wanda needs calibration activations (collect_activations on the run's training data)")
     if score not in ("magnitude", "wanda"):
         raise ConfigError(f"score: unknown pruning score {score!r}; choose 'magnitude' or 'wanda'")
     scores = {}
-    for name, linear in block_linears(model).items():
+    for name, linear in block_linears(model, block).items():
         kernel = np.asarray(linear.kernel[...])
         scores[name] = (magnitude_scores(kernel) if score == "magnitude"
                         else wanda_scores(kernel, activations.input_norms[name]))
@@ -129,14 +134,15 @@ def layer_scores(model: TransformerLM, score: Score, activations: Activations | 
 
 def compute_masks(model: TransformerLM, score: Score, *, sparsity: float | None = None,
                   nm: tuple[int, int] | None = None, scope: Scope | None = None,
-                  activations: Activations | None = None) -> Masks:
+                  activations: Activations | None = None, block: int | None = None) -> Masks:
     """Keep masks for every block linear layer: unstructured at ``sparsity``, or the N:M pattern ``nm``.
 
     ``scope`` (unstructured only) says which weights compete: ``"output"`` (per output column;
     Wanda's default), ``"layer"`` (within each layer; magnitude's default) or ``"global"``
     (across all layers at once: a layer whose weights are small overall loses more of them).
+    With ``block``, only the masks of that block's layers.
     """
-    scores = layer_scores(model, score, activations)
+    scores = layer_scores(model, score, activations, block)
     if nm is not None:
         return {name: nm_mask(s, *nm) for name, s in scores.items()}
     if sparsity is None:
@@ -150,6 +156,32 @@ def compute_masks(model: TransformerLM, score: Score, *, sparsity: float | None 
     if scope not in ("output", "layer"):
         raise ConfigError(f"scope: unknown {scope!r}; choose 'output', 'layer' or 'global'")
     return {name: unstructured_mask(s, sparsity, per_output=scope == "output") for name, s in scores.items()}
+
+
+def prune_sequentially(model: TransformerLM, windows: np.ndarray, *, sparsity: float | None = None,
+                       nm: tuple[int, int] | None = None, scope: Scope | None = None) -> Masks:
+    """Wanda block by block, as the paper's released code does it: prune ``model`` in place, return its masks.
+
+    One-shot calibration measures every layer's inputs on the dense model. Here block ``i`` is
+    measured on the calibration ``windows`` (N, T) *after* blocks 0..i-1 have been pruned, so its
+    scores see the inputs it will really get — the earlier blocks' pruning errors included — and
+    then it is pruned itself before block ``i + 1`` is measured (:func:`collect_activations` with
+    ``after_block``). Block 0 gets the same masks either way. A ``"global"`` scope cannot work like
+    this: it ranks all layers against each other, so every layer must be measured before any is pruned.
+    """
+    if scope == "global":
+        raise ConfigError("scope 'global' compares every layer at once, so it cannot prune block by block; "
+                          "use 'output' or 'layer' with sequential calibration")
+    masks: Masks = {}
+
+    def prune_block(i: int, activations: Activations) -> None:
+        block_masks = compute_masks(model, "wanda", sparsity=sparsity, nm=nm, scope=scope, activations=activations,
+                                    block=i)
+        apply_masks(model, block_masks)
+        masks.update(block_masks)
+
+    collect_activations(model, windows, after_block=prune_block)
+    return masks
 
 
 # ------------------------------------------------------------------------------------- applying masks

@@ -2,6 +2,9 @@
 
     runs/R  --calibrate on data/train.bin-->  prune  --measure on data/val.bin-->  recover (optional)  -->  runs/R-p
 
+An imported model (e.g. SmolLM2-135M from a GGUF file) has no ``data/`` of its own: ``data=NAME``
+calibrates on the training part of dataset NAME and measures on its held-out end instead.
+
 Recovery fine-tuning is ordinary training through :func:`tinyslm.train.train` with a
 :class:`TrainingTask` that starts from the pruned model, keeps the parent's tokenizer and — for
 unstructured and N:M pruning — re-applies the masks after every update. A structurally pruned
@@ -26,7 +29,9 @@ import numpy as np
 from flax import nnx
 
 from tinyslm.compress.calibrate import block_linears, calibration_windows, collect_activations
-from tinyslm.compress.prune import Masks, Score, Scope, apply_masks, compute_masks, mask_constraint
+from tinyslm.compress.prune import (
+    Masks, Score, Scope, apply_masks, compute_masks, mask_constraint, prune_sequentially,
+)
 from tinyslm.compress.quantize_report import decode_tokens_per_s, held_out_tokens
 from tinyslm.compress.structured import prune_structured
 from tinyslm.config import RunConfig
@@ -48,6 +53,8 @@ class PruneSpec:
         weights ranked by ``score``) or ``structured`` (remove a ``sparsity`` fraction of the heads
         and of the MLP neurons of every block, and the ``drop_layers`` least influential blocks).
     scope: which weights compete in unstructured pruning (see :func:`compute_masks`).
+    sequential: calibrate block by block, each block on the output of the already pruned blocks
+        before it (:func:`prune_sequentially`); only for the Wanda score, which uses activations.
     """
 
     method: str
@@ -56,19 +63,31 @@ class PruneSpec:
     score: Score = "wanda"
     scope: Scope | None = None
     drop_layers: int = 0
+    sequential: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method: unknown pruning method {self.method!r}; choose one of {METHODS}")
+        if self.sequential and self.ranking != "wanda":
+            raise ConfigError("sequential calibration only changes activation-based scores: use it with "
+                              "--method wanda or --method nm --score wanda")
+
+    @property
+    def ranking(self) -> str:
+        """What ranks the weights: ``magnitude``, ``wanda`` or (whole units) ``structured``."""
+        return self.score if self.method == "nm" else self.method
 
     @property
     def label(self) -> str:
         """A short name for tables and plots, e.g. ``wanda 50%`` or ``2:4 wanda``."""
+        sequential = " sequential" if self.sequential else ""
         if self.method == "nm":
-            return f"{self.nm[0]}:{self.nm[1]} {self.score}"
+            return f"{self.nm[0]}:{self.nm[1]} {self.score}{sequential}"
         if self.method == "structured":
             return f"structured {self.sparsity:.0%}" + (f" -{self.drop_layers} layers" if self.drop_layers else "")
-        return f"{self.method} {self.sparsity:.0%}" + (" (global)" if self.scope == "global" else "")
+        default_scope = "output" if self.method == "wanda" else "layer"
+        scope = f" ({self.scope})" if self.scope and self.scope != default_scope else ""
+        return f"{self.method} {self.sparsity:.0%}{scope}{sequential}"
 
 
 def prune_model(model: TransformerLM, spec: PruneSpec, calibration: np.ndarray) -> tuple[TransformerLM, Masks | None]:
@@ -77,10 +96,12 @@ def prune_model(model: TransformerLM, spec: PruneSpec, calibration: np.ndarray) 
         small, _ = prune_structured(model, calibration, heads=spec.sparsity, neurons=spec.sparsity,
                                     layers=spec.drop_layers)
         return small, None
-    score = spec.method if spec.method in ("magnitude", "wanda") else spec.score
-    activations = collect_activations(model, calibration) if score == "wanda" else None
-    masks = compute_masks(model, score, sparsity=None if spec.method == "nm" else spec.sparsity,
-                          nm=spec.nm if spec.method == "nm" else None, scope=spec.scope, activations=activations)
+    pattern = {"sparsity": None, "nm": spec.nm} if spec.method == "nm" else {"sparsity": spec.sparsity, "nm": None}
+    if spec.sequential:
+        pruned = nnx.clone(model)
+        return pruned, prune_sequentially(pruned, calibration, scope=spec.scope, **pattern)
+    activations = collect_activations(model, calibration) if spec.ranking == "wanda" else None
+    masks = compute_masks(model, spec.ranking, scope=spec.scope, activations=activations, **pattern)
     return apply_masks(nnx.clone(model), masks), masks
 
 
@@ -110,10 +131,11 @@ def measure(model: TransformerLM, run: Run, val_tokens: np.ndarray, name: str, *
     return variant
 
 
-def recovery_config(config: RunConfig, model: TransformerLM, steps: int, lr: float | None = None) -> RunConfig:
+def recovery_config(config: RunConfig, model: TransformerLM, steps: int, lr: float | None = None,
+                    data: str | None = None) -> RunConfig:
     """The parent's config for ``steps`` steps of recovery: the pruned model's shape, the parent's
     batch and optimizer, a warmup-cosine schedule squeezed into ``steps``, one evaluation and one
-    checkpoint at the end.
+    checkpoint at the end; the parent's dataset, or dataset ``data`` (an imported model has none).
 
     The peak ``lr`` defaults to a tenth of the parent's: the surviving weights are already good and
     need nudging, not retraining. Measured on the structurally pruned (25%) Shakespeare and
@@ -125,12 +147,13 @@ def recovery_config(config: RunConfig, model: TransformerLM, steps: int, lr: flo
     train_config = replace(tc, max_steps=steps, decay_steps=steps, warmup_steps=min(tc.warmup_steps, steps // 10),
                            lr=lr, min_lr=min(tc.min_lr, lr), eval_interval=steps, ckpt_interval=steps,
                            log_interval=min(tc.log_interval, steps), samples=0)
-    return replace(config, model=model.config, train=train_config)
+    data_config = config.data if data is None else replace(config.data, name=data, path=None)
+    return replace(config, model=model.config, train=train_config, data=data_config)
 
 
 def recover(parent: Run, model: TransformerLM, out: str | Path, steps: int, *, lr: float | None = None,
-            masks: Masks | None = None, progress: bool = True) -> TrainResult:
-    """Fine-tune the pruned ``model`` for ``steps`` steps on the parent's data into the run ``out``.
+            masks: Masks | None = None, data: str | None = None, progress: bool = True) -> TrainResult:
+    """Fine-tune the pruned ``model`` for ``steps`` steps on the parent's data (or dataset ``data``) into run ``out``.
 
     With ``masks`` the pruned weights are put back to zero after every update. ``model`` itself is
     trained (its buffers are donated to the compiled step): measure it before calling this.
@@ -140,35 +163,38 @@ def recover(parent: Run, model: TransformerLM, out: str | Path, steps: int, *, l
     nnx.update(model, jax.tree.map(jnp.copy, nnx.state(model)))
     task = TrainingTask(init_model=lambda config: model, tokenizer=parent.tokenizer,
                         constrain=None if masks is None else mask_constraint(masks))
-    return train(recovery_config(parent.config, model, steps, lr), out, task=task, progress=progress)
+    return train(recovery_config(parent.config, model, steps, lr, data), out, task=task, progress=progress)
 
 
 def write_pruned_run(parent: Run, model: TransformerLM, out: str | Path, meta: dict | None = None) -> Path:
-    """Write ``model`` as a run directory with the parent's tokenizer, data and (resized) config."""
+    """Write ``model`` as a run directory with the parent's tokenizer, data (if it has any) and (resized) config."""
     path = save_run(out, replace(parent.config, model=model.config), model, parent.tokenizer, step=parent.step,
                     meta=meta)
-    shutil.copytree(parent.path / DATA_DIR, path / DATA_DIR)  # so eval and further pruning work on it
+    if (parent.path / DATA_DIR).is_dir():  # so eval and further pruning work on it (an imported model has none)
+        shutil.copytree(parent.path / DATA_DIR, path / DATA_DIR)
     return path
 
 
 def prune_run(run_dir: str | Path, out: str | Path, spec: PruneSpec, *, recover_steps: int = 0,
               recover_lr: float | None = None, n_calibration: int = 128, seed: int = 0, decode_tokens: int = 128,
-              progress: bool = True) -> dict:
+              data: str | None = None, eval_tokens: int | None = None, progress: bool = True) -> dict:
     """Prune the run in ``run_dir`` into a new run ``out`` and report the variants.
 
     The report (also written to ``out/prune_report.json``) lists the original, the pruned model
     and, with ``recover_steps``, the recovered one, each with the figures of :func:`measure`
-    (decode speed over ``decode_tokens`` new tokens included; 0 skips it).
+    (decode speed over ``decode_tokens`` new tokens included; 0 skips it). ``data`` calibrates on
+    that dataset and measures on its held-out end (for a run without data of its own), and
+    ``eval_tokens`` keeps only the first held-out tokens; recovery trains on ``data`` too.
     """
     parent = load_run(run_dir)
-    val_tokens = held_out_tokens(parent)
-    windows = calibration_windows(parent.path, n_calibration, parent.config.train.seq_len, seed)
+    val_tokens = held_out_tokens(parent, data, eval_tokens)
+    windows = calibration_windows(parent.path, n_calibration, parent.config.train.seq_len, seed, data)
     variants = [measure(parent.model, parent, val_tokens, "original", decode_tokens=decode_tokens)]
     pruned, masks = prune_model(parent.model, spec, windows)
     variants.append(measure(pruned, parent, val_tokens, spec.label, decode_tokens=decode_tokens))
     meta = {"pruned_from": str(parent.path), "method": spec.label}
     if recover_steps > 0:
-        result = recover(parent, pruned, out, recover_steps, lr=recover_lr, masks=masks, progress=progress)
+        result = recover(parent, pruned, out, recover_steps, lr=recover_lr, masks=masks, data=data, progress=progress)
         variants.append(measure(result.model, parent, val_tokens, f"{spec.label} + {recover_steps} steps recovery",
                                 decode_tokens=decode_tokens))
         tc = parent.config.train
@@ -181,12 +207,14 @@ def prune_run(run_dir: str | Path, out: str | Path, spec: PruneSpec, *, recover_
 
 
 def sweep(run_dir: str | Path, sparsities: list[float], *, patterns: tuple[tuple[int, int], ...] = ((2, 4),),
-          n_calibration: int = 128, seed: int = 0) -> list[dict]:
+          n_calibration: int = 128, seed: int = 0, data: str | None = None,
+          eval_tokens: int | None = None) -> list[dict]:
     """Perplexity against sparsity for magnitude, Wanda and structured pruning (no recovery), plus
-    each N:M pattern for both scores. Each variant also names its ``method`` (for :func:`plot_sweep`)."""
+    each N:M pattern for both scores. Each variant also names its ``method`` (for :func:`plot_sweep`).
+    ``data`` and ``eval_tokens`` as in :func:`prune_run`."""
     parent = load_run(run_dir)
-    val_tokens = held_out_tokens(parent)
-    windows = calibration_windows(parent.path, n_calibration, parent.config.train.seq_len, seed)
+    val_tokens = held_out_tokens(parent, data, eval_tokens)
+    windows = calibration_windows(parent.path, n_calibration, parent.config.train.seq_len, seed, data)
     specs = [PruneSpec(method, s) for method in ("magnitude", "wanda", "structured") for s in sparsities]
     specs += [PruneSpec("nm", nm=nm, score=score) for nm in patterns for score in ("magnitude", "wanda")]
     variants = [{**measure(parent.model, parent, val_tokens, "original"), "method": "original"}]
