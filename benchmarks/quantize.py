@@ -60,7 +60,8 @@ VARIANTS = {
 }
 VARIANTS.update({f"{name} asym": replace(config, scheme="asymmetric") for name, config in list(VARIANTS.items())
                  if name in ("int8 channel", "int8 g32", "int4 channel", "int4 g64", "int4 g32")})
-VARIANTS["int4 g32 asym (float32 embeddings)"] = replace(VARIANTS["int4 g32 asym"], embeddings=False)
+VARIANTS.update({f"{name} (float32 embeddings)": replace(VARIANTS[name], embeddings=False)
+                 for name in ("int8 channel", "int4 g32 asym")})
 # SmolLM2-135M's shape (llama architecture, tied embeddings), for --random
 SMOLLM2 = ModelConfig(preset="llama", vocab_size=49152, d_model=576, n_layers=30, n_heads=9, n_kv_heads=3, d_ff=1536,
                       max_seq_len=2048, rope_theta=100000.0)

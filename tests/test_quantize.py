@@ -2,6 +2,8 @@
 for the symmetric (absmax) and the asymmetric (min-max + offset) scheme alike."""
 
 import json
+import math
+import re
 from dataclasses import replace
 
 import jax
@@ -373,3 +375,31 @@ def test_quantize_command_refuses_a_quantized_run_and_a_taken_output(trained, tm
     assert main(["quantize", "--run", str(trained), "--bits", "8", "--out", str(tmp_path / "q8")]) == 2
     err = capsys.readouterr().err
     assert "already quantized" in err and "already holds a run" in err
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_a_decoding_loop_carries_the_integers_not_a_hoisted_float_copy(bits):
+    # Decoding runs every token in one compiled while loop. Left alone, XLA hoists the loop-invariant
+    # "integers -> float32" conversion out of it and each token reads a float32 copy of the weights.
+    d = 64
+    layer = quantized_linear_for_test(d, bits)
+
+    def decode(h, stored, scale):  # the weights are arguments, as the model's state is in the decoder
+        return jax.lax.fori_loop(0, 3, lambda i, h: jnp.tanh(quantized_matmul(h, stored, scale, bits)), h)
+
+    hlo = jax.jit(decode).lower(jnp.ones((1, d)), *layer).compile().as_text()
+    carried = [line.split(" while(")[0] for line in hlo.splitlines() if " while(" in line]  # the loop's state
+    float_sizes = [math.prod(int(n) for n in dims.split(",") if n)
+                   for line in carried for dims in re.findall(r"f32\[([\d,]*)\]", line)]
+    assert carried and max(float_sizes) < d * d, carried  # the hidden state only, no float weight matrix
+    h = jnp.ones((1, d))
+    for _ in range(3):  # and the loop computes what the unrolled calls do
+        h = jnp.tanh(quantized_matmul(h, *layer, bits))
+    np.testing.assert_allclose(decode(jnp.ones((1, d)), *layer), h, rtol=1e-5, atol=1e-6)
+
+
+def quantized_linear_for_test(d: int, bits: int) -> tuple:
+    """(stored, scale) of a random d x d matrix quantized per channel."""
+    w = jax.random.normal(jax.random.key(0), (d, d)) / d**0.5
+    stored, scale, _ = stored_form(w, QuantizationConfig(bits=bits))
+    return stored, scale
