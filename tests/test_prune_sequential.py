@@ -24,19 +24,10 @@ from tinyslm.model import TransformerLM, rope_frequencies
 from tinyslm.tokenizer import CharTokenizer
 from tinyslm.train import load_run, save_run
 
+from test_prune import random_model  # every block weight random, nothing cancelling by accident
+
 LLAMA = ModelConfig(vocab_size=29, d_model=16, n_layers=3, n_heads=4, n_kv_heads=2, d_ff=32, max_seq_len=16)
 GPT = ModelConfig(preset="gpt", vocab_size=29, d_model=16, n_layers=3, n_heads=2, d_ff=32, max_seq_len=16)
-
-
-def random_model(config: ModelConfig, seed: int = 0) -> TransformerLM:
-    """Every block weight and bias random (no zeros, nothing cancelling by accident)."""
-    model = TransformerLM(config, rngs=nnx.Rngs(seed))
-    rng = np.random.default_rng(seed)
-    for linear in block_linears(model).values():
-        linear.kernel[...] = jnp.asarray(rng.normal(0, 0.4, linear.kernel.shape), jnp.float32)
-        if linear.bias is not None:
-            linear.bias[...] = jnp.asarray(rng.normal(0, 0.3, linear.bias.shape), jnp.float32)
-    return model
 
 
 def windows(n: int = 10, seed: int = 1) -> np.ndarray:
