@@ -17,8 +17,9 @@ original. The model's own code is untouched, and the original layers are put bac
 
 The model is run **block by block**: the residual stream of every calibration window is kept in
 memory, block 0 is measured, then the stream is pushed through block 0, then block 1 is measured,
-and so on. That costs no more than one forward pass, and it lets a caller change block ``i`` —
-prune it — after it was measured and *before* its output is computed (``after_block``). Every
+and so on. That costs one forward pass, and it lets a caller change block ``i`` — prune it —
+after it was measured and *before* its output goes on to block ``i + 1`` (``after_block``; the
+changed block is then run once more, to hand on what it now computes). Every
 later block is then measured on what the already-pruned blocks produce, errors included: the
 *sequential* calibration of Wanda's released code (Sun et al. 2023, arXiv:2306.11695) and of
 SparseGPT (Frantar & Alistarh 2023, arXiv:2301.00774). Without ``after_block`` every block sees
@@ -207,12 +208,12 @@ def collect_activations(model: TransformerLM, windows: np.ndarray, batch_size: i
     norms, cosine = {}, []
     for i, block in enumerate(model.blocks):
         with _probed(block, i) as (linear_probes, block_probe):
-            for stream in streams:
-                _run_block(block_probe, *stream)
+            outputs = [_run_block(block_probe, *stream) for stream in streams]
             norms.update({name: np.sqrt(np.asarray(p.sum_sq[...])) for name, p in linear_probes.items()})
             cosine.append(float(block_probe.cos_sum[...]) / windows.size)
         if after_block is not None:
             so_far = Activations(input_norms=dict(norms), block_cosine=np.array(cosine), tokens=int(windows.size))
             after_block(i, so_far)
-        streams = [(_run_block(block, *stream), *stream[1:]) for stream in streams]
+            outputs = [_run_block(block, *stream) for stream in streams]  # what the changed block now produces
+        streams = [(out, *stream[1:]) for out, stream in zip(outputs, streams)]
     return Activations(input_norms=norms, block_cosine=np.array(cosine), tokens=int(windows.size))
