@@ -5,6 +5,8 @@
     python benchmarks/quantize.py quality --run runs/smollm2 --data tinystories --eval-tokens 16384
     python benchmarks/quantize.py quality --run runs/smollm2 --data tinystories --eval-tokens 4096 \
         --variants "int4 g32,int4 g32 asym"          # a subset ("asym": asymmetric min-max scales + offsets)
+    python benchmarks/quantize.py quality --run runs/smollm2 --data tinystories --eval-tokens 16384 \
+        --variants "int8 channel,int8 channel GPTQ"  # "GPTQ": rounded by GPTQ on --calibration windows
     # speed: batch-1 greedy decoding of SmolLM2-135M, float32 vs int8 vs int4, side by side
     python benchmarks/quantize.py speed [--random] [--new-tokens 128] [--repeats 5]
     # the two ways to multiply by int8 weights, by number of rows (1 = decoding one token)
@@ -40,6 +42,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from tinyslm.compress.calibrate import calibration_windows
+from tinyslm.compress.gptq import gptq_model
 from tinyslm.compress.qat import finetune, quantization_aware_training
 from tinyslm.compress.quantize_report import compare_quality, held_out_tokens, size_row
 from tinyslm.compress.quantized import quantize_model
@@ -62,6 +66,7 @@ VARIANTS.update({f"{name} asym": replace(config, scheme="asymmetric") for name, 
                  if name in ("int8 channel", "int8 g32", "int4 channel", "int4 g64", "int4 g32")})
 VARIANTS.update({f"{name} (float32 embeddings)": replace(VARIANTS[name], embeddings=False)
                  for name in ("int8 channel", "int4 g32 asym")})
+GPTQ_VARIANTS = {f"{name} GPTQ": VARIANTS[name] for name in ("int8 channel", "int4 channel", "int4 g32", "int4 g32 asym")}
 # SmolLM2-135M's shape (llama architecture, tied embeddings), for --random
 SMOLLM2 = ModelConfig(preset="llama", vocab_size=49152, d_model=576, n_layers=30, n_heads=9, n_kv_heads=3, d_ff=1536,
                       max_seq_len=2048, rope_theta=100000.0)
@@ -72,23 +77,30 @@ def machine() -> str:
 
 
 def quality(args: argparse.Namespace) -> dict:
-    unknown = sorted(set(args.variants or ()) - set(VARIANTS))
+    unknown = sorted(set(args.variants or ()) - set(VARIANTS) - set(GPTQ_VARIANTS))
     if unknown:
-        raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+        raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS) + list(GPTQ_VARIANTS)}")
     run = load_run(args.run)
     tokens = held_out_tokens(run, args.data, args.eval_tokens)
-    models = {}
-    for name, config in VARIANTS.items():
+    models, windows = {}, None
+    for name, config in {**VARIANTS, **GPTQ_VARIANTS}.items():
         if args.variants and name not in args.variants:
             continue
         try:
-            models[name] = quantize_model(run.model, config)
+            if name in GPTQ_VARIANTS:
+                if windows is None:
+                    windows = calibration_windows(run.path, args.calibration, run.config.train.seq_len, data=args.data)
+                models[name] = gptq_model(run.model, windows, config)
+            else:
+                models[name] = quantize_model(run.model, config)
         except ConfigError as err:  # e.g. g128 on a 576-wide model
             print(f"skipping {name}: {err}")
     with tempfile.TemporaryDirectory() as tmp:
         extra = {}
         if args.qat_steps:
             data = DataConfig(name=args.data) if args.data else None
+            if args.batch_size:  # fewer sequences per step, for a model too slow to train at its own batch size
+                run = replace(run, config=replace(run.config, train=replace(run.config.train, batch_size=args.batch_size)))
             config = VARIANTS["int4 g32"]
             tuned = finetune(run, Path(tmp, "ft"), args.qat_steps, lr=args.lr, data=data, progress=True)
             latent = quantization_aware_training(run, config, Path(tmp, "qat"), args.qat_steps, lr=args.lr, data=data)
@@ -209,9 +221,12 @@ def main() -> None:
     q.add_argument("--data", help="dataset whose held-out end to evaluate on (default: the run's own val split)")
     q.add_argument("--eval-tokens", type=int)
     q.add_argument("--variants", type=lambda text: [v.strip() for v in text.split(",")],
-                   help=f"comma-separated subset of the variants (default: all of {', '.join(VARIANTS)})")
+                   help=f"comma-separated subset of the variants (default: all of "
+                   f"{', '.join([*VARIANTS, *GPTQ_VARIANTS])})")
+    q.add_argument("--calibration", type=int, default=128, help="GPTQ variants: calibration windows of training text")
     q.add_argument("--qat-steps", type=int, default=0)
     q.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of QAT and of the fine-tuning control")
+    q.add_argument("--batch-size", type=int, help="sequences per step of QAT and of the control (default: the run's)")
     s = commands.add_parser("speed")
     s.add_argument("--random", action="store_true", help="SmolLM2-135M's shapes with random weights")
     s.add_argument("--prompt-tokens", type=int, default=16)

@@ -368,6 +368,21 @@ def test_qat_export_equals_the_fake_quantized_forward_and_lowers_the_quantized_l
     assert (tmp_path / "qat" / "metrics.jsonl").is_file()
 
 
+def test_gptq_command_saves_a_model_closer_to_fp32_than_round_to_nearest(trained, tmp_path, capsys):
+    out = tmp_path / "gptq"
+    assert main(["quantize", "--run", str(trained), "--bits", "4", "--gptq", "--calibration", "32", "--no-embeddings",
+                 "--decode-tokens", "0", "--out", str(out), "--json"]) == 0  # (GPTQ leaves the embedding to RTN)
+    fp32, rtn, ours = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["variants"]
+    assert (rtn["variant"], ours["variant"]) == ("int4 channel", "int4 channel GPTQ")
+    assert ours["bits_per_weight"] == rtn["bits_per_weight"]  # the same format: only the integers differ
+    assert ours["mean_kl"] < 0.5 * rtn["mean_kl"]
+    tokens = np.fromfile(trained / "data/val.bin", dtype=np.uint16)
+    assert evaluate_tokens(load_run(out).model, tokens, seq_len=32)["val_loss"] == \
+        pytest.approx(ours["val_loss"], rel=1e-5)  # what was saved is the GPTQ model
+    assert main(["quantize", "--run", str(trained), "--bits", "4", "--gptq", "--qat-steps", "5",
+                 "--out", str(tmp_path / "both")]) == 2
+
+
 def test_quantize_command_refuses_a_quantized_run_and_a_taken_output(trained, tmp_path, capsys):
     assert main(["quantize", "--run", str(trained), "--bits", "8", "--decode-tokens", "0",
                  "--out", str(tmp_path / "q8")]) == 0

@@ -9,7 +9,9 @@ part of another dataset for an imported model that has no data of its own):
 * for every linear layer inside the blocks, the squared L2 norm of each input feature over all
   calibration tokens, ``||X_j||² = Σ_tokens x_j²`` (the diagonal of ``XᵀX``);
 * for every block, how much it turns the residual stream: the mean cosine similarity between the
-  stream entering and leaving it (a block whose output points where its input did adds little).
+  stream entering and leaving it (a block whose output points where its input did adds little);
+* on request, every linear layer's whole ``XᵀX`` (d_in, d_in), which GPTQ quantization
+  (:mod:`tinyslm.compress.gptq`) uses to steer its rounding.
 
 The statistics are collected by *probes*: while a block runs, each of its linear layers (and the
 block itself) is replaced by a small module that records what flows through it and then calls the
@@ -100,16 +102,24 @@ class ActivationStat(nnx.Variable):
 
 
 class _InputProbe(nnx.Module):
-    """Stands in for a Linear: adds Σ x_j² of its inputs to ``sum_sq`` (d_in,), then calls it."""
+    """Stands in for a Linear: adds Σ x_j² of its inputs to ``moment`` (d_in,) — or, with ``gram``,
+    the whole XᵀX (d_in, d_in) — then calls it."""
 
-    def __init__(self, linear: Linear):
+    def __init__(self, linear: Linear, gram: bool = False):
         self.linear = linear
-        self.sum_sq = ActivationStat(jnp.zeros((linear.kernel.shape[0],), jnp.float32))
+        d_in = linear.kernel.shape[0]
+        self.moment = ActivationStat(jnp.zeros((d_in, d_in) if gram else (d_in,), jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         flat = x.reshape(-1, x.shape[-1]).astype(jnp.float32)  # (tokens, d_in)
-        self.sum_sq[...] = self.sum_sq[...] + jnp.sum(flat * flat, axis=0)
+        added = flat.T @ flat if self.moment.ndim == 2 else jnp.sum(flat * flat, axis=0)
+        self.moment[...] = self.moment[...] + added
         return self.linear(x)
+
+    def sum_sq(self) -> np.ndarray:
+        """Σ x_j² (d_in,): the diagonal of XᵀX."""
+        moment = np.asarray(self.moment[...])
+        return np.diagonal(moment) if moment.ndim == 2 else moment
 
 
 class _BlockProbe(nnx.Module):
@@ -135,15 +145,17 @@ class Activations:
         over all calibration tokens (Wanda's activation term).
     block_cosine: (n_layers,) mean cosine similarity between each block's input and output stream.
     tokens: how many calibration tokens went through the model.
+    input_grams: name -> XᵀX (d_in, d_in) of that layer's inputs (GPTQ's Hessian), when asked for.
     """
 
     input_norms: dict[str, np.ndarray]
     block_cosine: np.ndarray
     tokens: int
+    input_grams: dict[str, np.ndarray] | None = None
 
 
 @contextmanager
-def _probed(block: nnx.Module, i: int):
+def _probed(block: nnx.Module, i: int, grams: bool):
     """Swap input probes in for block ``i``'s linears; yield them and a probe wrapping the block.
 
     The original layers are always put back, so whatever is done to the block afterwards (pruning
@@ -151,7 +163,7 @@ def _probed(block: nnx.Module, i: int):
     probes = {}
     try:
         for full, owner, name in _linears_of(block, i):
-            probes[full] = probe = _InputProbe(getattr(owner, name))
+            probes[full] = probe = _InputProbe(getattr(owner, name), grams)
             setattr(owner, name, probe)
         yield probes, _BlockProbe(block)
     finally:
@@ -194,26 +206,34 @@ def _run_block(block: nnx.Module, x: jax.Array, positions: jax.Array, inv_freq: 
 
 
 def collect_activations(model: TransformerLM, windows: np.ndarray, batch_size: int = 16,
-                        after_block: Callable[[int, Activations], None] | None = None) -> Activations:
+                        after_block: Callable[[int, Activations], None] | None = None,
+                        grams: bool = False) -> Activations:
     """Run ``windows`` (N, T) through ``model`` block by block and return the :class:`Activations` it produced.
 
     ``after_block(i, activations)``, if given, is called once block ``i`` has been measured
     (``activations`` then holds blocks 0..i) and before the stream is pushed through it: whatever it
     changes in block ``i`` in place (e.g. pruning its weights) is what every later block's inputs
-    are computed with. Without it, every block is measured on the dense model's stream.
+    are computed with. Without it, every block is measured on the dense model's stream. ``grams``
+    also keeps every layer's whole XᵀX (``input_grams``; d_in² floats per layer).
     """
     windows = np.asarray(windows, np.int32)
     starts = range(0, len(windows), batch_size)
     streams = [_stream_into_first_block(model, windows[s:s + batch_size]) for s in starts]  # [(x, pos, inv_freq)]
-    norms, cosine = {}, []
+    norms, cosine, gram = {}, [], {} if grams else None
+
+    def so_far() -> Activations:
+        return Activations(input_norms=dict(norms), block_cosine=np.array(cosine), tokens=int(windows.size),
+                           input_grams=None if gram is None else dict(gram))
+
     for i, block in enumerate(model.blocks):
-        with _probed(block, i) as (linear_probes, block_probe):
+        with _probed(block, i, grams) as (linear_probes, block_probe):
             outputs = [_run_block(block_probe, *stream) for stream in streams]
-            norms.update({name: np.sqrt(np.asarray(p.sum_sq[...])) for name, p in linear_probes.items()})
+            norms.update({name: np.sqrt(p.sum_sq()) for name, p in linear_probes.items()})
+            if grams:
+                gram.update({name: np.asarray(p.moment[...]) for name, p in linear_probes.items()})
             cosine.append(float(block_probe.cos_sum[...]) / windows.size)
         if after_block is not None:
-            so_far = Activations(input_norms=dict(norms), block_cosine=np.array(cosine), tokens=int(windows.size))
-            after_block(i, so_far)
+            after_block(i, so_far())
             outputs = [_run_block(block, *stream) for stream in streams]  # what the changed block now produces
         streams = [(out, *stream[1:]) for out, stream in zip(outputs, streams)]
-    return Activations(input_norms=norms, block_cosine=np.array(cosine), tokens=int(windows.size))
+    return so_far()

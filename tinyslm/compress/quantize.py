@@ -170,26 +170,43 @@ def dequantize(q: jax.Array, scale: jax.Array, offset: jax.Array | None = None) 
     return w.reshape(q.shape)
 
 
-def quantize(w: jax.Array, config: QuantizationConfig) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+Grid = tuple[jax.Array, jax.Array | None]  # (scale, offset or None): where a matrix's integers sit
+
+
+def grid(w: jax.Array, config: QuantizationConfig) -> Grid:
+    """The (scale, offset) round-to-nearest puts ``w`` on: absmax scales (offset None) or min-max ones."""
+    if config.scheme == "asymmetric":
+        return minmax_scale(w, config)
+    return absmax_scale(w, config), None
+
+
+def quantize(w: jax.Array, config: QuantizationConfig,
+             on: Grid | None = None) -> tuple[jax.Array, jax.Array, jax.Array | None]:
     """Round-to-nearest quantization of w (d_in, d_out) -> (q (d_in, d_out), scale, offset).
 
     Symmetric: q int8 in [-qmax, qmax], offset None. Asymmetric: q uint8 in [0, levels] and the
     offsets. ``q`` is unpacked; :func:`pack_int4` makes int4's stored form. Where a whole group is
-    constant the scale is 0 and every q is 0 (w_hat is the offset, or 0).
+    constant the scale is 0 and every q is 0 (w_hat is the offset, or 0). ``on`` rounds onto a
+    grid chosen elsewhere (GPTQ fixes its grid before it changes the weights) instead of ``grid(w)``.
     """
-    if config.scheme == "asymmetric":
-        scale, offset = minmax_scale(w, config)
-    else:
-        scale, offset = absmax_scale(w, config), None
+    scale, offset = grid(w, config) if on is None else on
     blocks = _blocks(w.astype(jnp.float32), scale.shape[0])  # (G, d_in / G, d_out)
-    m = 0.0 if offset is None else offset.astype(jnp.float32)[:, None, :]
-    # scales broadcast to every weight *before* dividing: a division by a broadcast lets XLA swap in a
-    # multiplication by the reciprocal, which rounds a few exact halves the other way
-    s = jnp.broadcast_to(scale.astype(jnp.float32)[:, None, :], blocks.shape)
-    q = jnp.round((blocks - m) / jnp.where(s == 0, 1.0, s))
-    q = jnp.clip(q, *code_range(config))  # moves a weight at most half a step (see _nearest_scale)
+    q = codes(blocks, scale[:, None, :], None if offset is None else offset[:, None, :], config)
     dtype = jnp.uint8 if config.scheme == "asymmetric" else jnp.int8
     return q.reshape(w.shape).astype(dtype), scale, offset
+
+
+def codes(w: jax.Array, scale: jax.Array, offset: jax.Array | None, config: QuantizationConfig) -> jax.Array:
+    """The nearest integer code (as float32) of every weight of ``w`` on the grid (scale, offset).
+
+    ``scale`` and ``offset`` broadcast against ``w``; ``q * scale (+ offset)`` is the rounded weight.
+    """
+    # scales broadcast to every weight *before* dividing: a division by a broadcast lets XLA swap in a
+    # multiplication by the reciprocal, which rounds a few exact halves the other way
+    s = jnp.broadcast_to(scale.astype(jnp.float32), w.shape)
+    m = 0.0 if offset is None else offset.astype(jnp.float32)
+    q = jnp.round((w.astype(jnp.float32) - m) / jnp.where(s == 0, 1.0, s))
+    return jnp.clip(q, *code_range(config))  # moves a weight at most half a step (see _nearest_scale)
 
 
 def pack_int4(q: jax.Array) -> jax.Array:
@@ -220,11 +237,12 @@ def unpack_int4(packed: jax.Array, signed: bool = True) -> jax.Array:
     return jnp.concatenate([low, high], axis=0)
 
 
-def stored_form(w: jax.Array, config: QuantizationConfig) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+def stored_form(w: jax.Array, config: QuantizationConfig,
+                on: Grid | None = None) -> tuple[jax.Array, jax.Array, jax.Array | None]:
     """What a quantized model keeps in memory and on disk: (int8 q, or packed int4 bytes; scale; offset)."""
     if config.bits == 4 and w.shape[0] % 2:
         raise ConfigError(f"4-bit weights are packed two rows per byte: input size {w.shape[0]} must be even")
-    q, scale, offset = quantize(w, config)
+    q, scale, offset = quantize(w, config, on)
     return (pack_int4(q) if config.bits == 4 else q), scale, offset
 
 

@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from tinyslm.compress.quantize import dequantize, fake_quantize, integers, stored_form
+from tinyslm.compress.quantize import Grid, dequantize, fake_quantize, integers, stored_form
 from tinyslm.config import QuantizationConfig
 from tinyslm.model.embedding import Embedding
 from tinyslm.model.linear import Linear
@@ -102,9 +102,9 @@ def _optional(variable: QuantizedWeight | None) -> jax.Array | None:
 class QuantizedLinear(nnx.Module):
     """y (..., d_out) = x (..., d_in) @ (q * s [+ m]) + bias, with q stored as int8 / uint8 or packed int4."""
 
-    def __init__(self, linear: Linear, config: QuantizationConfig):
+    def __init__(self, linear: Linear, config: QuantizationConfig, on: Grid | None = None):
         self.bits = config.bits
-        stored, scale, offset = stored_form(linear.kernel[...], config)
+        stored, scale, offset = stored_form(linear.kernel[...], config, on)  # on: a grid GPTQ chose
         self.weight = QuantizedWeight(stored)  # (d_in, d_out) int8 / uint8 or (d_in / 2, d_out) uint8
         self.scale = QuantizedWeight(scale)  # (G, d_out) or (1, 1)
         self.offset = None if offset is None else QuantizedWeight(offset)  # like scale; asymmetric only
@@ -170,17 +170,23 @@ def _replace(model: nnx.Module, path: tuple, new: nnx.Module) -> None:
     setattr(parent, path[-1], new)
 
 
-def quantize_model(model: nnx.Module, config: QuantizationConfig) -> nnx.Module:
+def quantize_model(model: nnx.Module, config: QuantizationConfig,
+                   grids: dict[str, Grid] | None = None) -> nnx.Module:
     """Round-to-nearest post-training quantization: a new model with quantized layers.
 
     Every linear layer (attention q/k/v/o, the MLP, an untied head) becomes a
     :class:`QuantizedLinear`; with ``config.embeddings`` the token embedding (and so a tied head)
     becomes a :class:`QuantizedEmbedding`. Norms, biases and learned positions stay float32:
-    they are a tiny fraction of the bytes. ``model`` itself is left unchanged.
+    they are a tiny fraction of the bytes. ``model`` itself is left unchanged. ``grids`` (layer
+    name, e.g. ``"blocks.0.attn.q"`` -> (scale, offset)) puts those layers on grids chosen
+    beforehand (by :func:`~tinyslm.compress.gptq.gptq_model`) instead of their own RTN grids.
     """
     quantized = nnx.clone(model)
     for path, module in _quantizable(quantized, config):
-        layer = QuantizedEmbedding(module, config) if isinstance(module, Embedding) else QuantizedLinear(module, config)
+        if isinstance(module, Embedding):
+            layer = QuantizedEmbedding(module, config)
+        else:
+            layer = QuantizedLinear(module, config, (grids or {}).get(".".join(map(str, path))))
         _replace(quantized, path, layer)
     return quantized
 
