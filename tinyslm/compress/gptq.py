@@ -23,8 +23,8 @@ the block get the block's summed update in one matrix product); ``H`` gets a sma
 ``λ·mean(diag H)`` added to its diagonal so that it can be inverted even when some inputs are
 (almost) always zero; and with one grid for the whole matrix (per channel or per tensor) the rows
 go in order of decreasing ``H[i, i]`` ("act order"): the inputs that carry the most signal are
-rounded first, while many rows remain to absorb their error. On SmolLM2-135M int8 per channel,
-act order took the mean KL from fp32 from 0.0023 to 0.0016 (RTN: 0.0040).
+rounded first, while many rows remain to absorb their error. On SmolLM2-135M int8 per channel
+(4,096 held-out tokens), act order took the mean KL from fp32 from 0.0023 to 0.0016 (RTN: 0.0040).
 
 The grid: per channel (and per tensor), the scales come from the weights *before* any update, as
 RTN's; per group, each group's scale and offset are measured when GPTQ reaches the group, on its
