@@ -3,7 +3,7 @@
 * Unmarked (fast): every notebook in notebooks/ is committed executed, with outputs, with plots,
   from a full run (not smoke mode), and with no error output.
 * ``@pytest.mark.notebook``: each notebook runs top to bottom with ``TINYSLM_SMOKE=1`` in a kernel
-  of the interpreter running pytest, with a timeout per cell.
+  of the interpreter running pytest, with a timeout per cell (two notebooks at a time).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -83,16 +84,35 @@ def kernel(tmp_path_factory):
         os.environ["JUPYTER_PATH"] = previous
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
-def test_runs_top_to_bottom_in_smoke_mode(path, kernel, monkeypatch):
-    monkeypatch.setenv("TINYSLM_SMOKE", "1")
-    shared = ROOT.parent / "shared" / "data"
-    if "TINYSLM_DATA_DIR" not in os.environ and shared.is_dir():
-        monkeypatch.setenv("TINYSLM_DATA_DIR", str(shared))
+def _run_in_smoke_mode(path: Path, kernel: str, env: dict) -> str:
+    """Execute a notebook in a fresh kernel with ``env``; return the text it printed.
+
+    Raises CellExecutionError, naming the cell, on the first error."""
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name=kernel,
                                      resources={"metadata": {"path": str(path.parent)}})
-    client.execute()  # raises CellExecutionError, naming the cell, on the first error
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "(smoke mode)" in text
+    client.execute(env=env)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(request, kernel) -> dict[Path, Future]:
+    """The smoke run of every *selected* notebook, started at once, two kernels at a time.
+
+    The notebooks' tiny models spend most of their time compiling, which uses one core; two
+    kernels side by side keep both cores of a CI machine busy. Each notebook writes only to its
+    own temporary directories, so they do not interfere."""
+    paths = [item.callspec.params["path"] for item in request.session.items
+             if getattr(item, "originalname", "") == "test_runs_top_to_bottom_in_smoke_mode"]
+    env = {**os.environ, "TINYSLM_SMOKE": "1"}
+    shared = ROOT.parent / "shared" / "data"
+    if "TINYSLM_DATA_DIR" not in env and shared.is_dir():
+        env["TINYSLM_DATA_DIR"] = str(shared)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {path: pool.submit(_run_in_smoke_mode, path, kernel, env) for path in paths}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_runs_top_to_bottom_in_smoke_mode(path, smoke_runs):
+    assert "(smoke mode)" in smoke_runs[path].result()
