@@ -145,7 +145,8 @@ class Activations:
         over all calibration tokens (Wanda's activation term).
     block_cosine: (n_layers,) mean cosine similarity between each block's input and output stream.
     tokens: how many calibration tokens went through the model.
-    input_grams: name -> XᵀX (d_in, d_in) of that layer's inputs (GPTQ's Hessian), when asked for.
+    input_grams: name -> XᵀX (d_in, d_in) of that layer's inputs (GPTQ's Hessian), when asked for;
+        only the layers of the block measured last (d_in² floats per layer add up over a model).
     """
 
     input_norms: dict[str, np.ndarray]
@@ -214,7 +215,8 @@ def collect_activations(model: TransformerLM, windows: np.ndarray, batch_size: i
     (``activations`` then holds blocks 0..i) and before the stream is pushed through it: whatever it
     changes in block ``i`` in place (e.g. pruning its weights) is what every later block's inputs
     are computed with. Without it, every block is measured on the dense model's stream. ``grams``
-    also keeps every layer's whole XᵀX (``input_grams``; d_in² floats per layer).
+    also measures every layer's whole XᵀX and hands ``after_block`` those of block ``i``
+    (``input_grams``; only one block's are kept at a time).
     """
     windows = np.asarray(windows, np.int32)
     starts = range(0, len(windows), batch_size)
@@ -223,14 +225,14 @@ def collect_activations(model: TransformerLM, windows: np.ndarray, batch_size: i
 
     def so_far() -> Activations:
         return Activations(input_norms=dict(norms), block_cosine=np.array(cosine), tokens=int(windows.size),
-                           input_grams=None if gram is None else dict(gram))
+                           input_grams=gram)
 
     for i, block in enumerate(model.blocks):
         with _probed(block, i, grams) as (linear_probes, block_probe):
             outputs = [_run_block(block_probe, *stream) for stream in streams]
             norms.update({name: np.sqrt(p.sum_sq()) for name, p in linear_probes.items()})
             if grams:
-                gram.update({name: np.asarray(p.moment[...]) for name, p in linear_probes.items()})
+                gram = {name: np.asarray(p.moment[...]) for name, p in linear_probes.items()}
             cosine.append(float(block_probe.cos_sum[...]) / windows.size)
         if after_block is not None:
             after_block(i, so_far())

@@ -73,11 +73,6 @@ def inverse_hessian_factor(gram: jax.Array, damping: float = DAMPING) -> jax.Arr
     return jnp.linalg.cholesky(h_inv).T
 
 
-def _segment_rows(d_in: int, config: QuantizationConfig) -> int:
-    """Rows that share one grid row: a group (group-wise), else the whole matrix."""
-    return config.group_size if config.granularity == "group" else d_in
-
-
 def _round_rows(block: jax.Array, u: jax.Array, start: int, stop: int, scale: jax.Array,
                 offset: jax.Array | None, config: QuantizationConfig) -> tuple[jax.Array, jax.Array]:
     """Rows ``start..stop`` of ``block`` (B, d_out) rounded in order, each row's error fed to the rows below it.
@@ -116,15 +111,15 @@ def gptq_quantize(w: jax.Array, gram: jax.Array, config: QuantizationConfig,
         w, gram = w[order], gram[order][:, order]
     u = inverse_hessian_factor(gram, damping)
     d_in = w.shape[0]
-    segment = _segment_rows(d_in, config)
     # a block holds whole groups; its size divides d_in, so every block has the same (static) shape
-    per_block = math.gcd(d_in, math.lcm(BLOCK_ROWS, segment) if fixed is None else BLOCK_ROWS)
+    per_block = math.gcd(d_in, math.lcm(BLOCK_ROWS, config.group_size) if fixed is None else BLOCK_ROWS)
+    segment = config.group_size if fixed is None else per_block  # rows that share one grid row
     scales, offsets, rounded = [], [], []
     for b0 in range(0, d_in, per_block):
         b1 = b0 + per_block
         block, errors = w[b0:b1], []
-        for s0 in range(0, per_block, min(segment, per_block)):
-            s1 = s0 + min(segment, per_block)
+        for s0 in range(0, per_block, segment):
+            s1 = s0 + segment
             if fixed is None:  # a group's grid, measured on its rows as earlier errors left them
                 scale, offset = grid(block[s0:s1], replace(config, granularity="channel"))
                 scales.append(scale)
