@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -36,18 +37,26 @@ SIZES = {
 }
 
 
-def median_ms(step, steps: int, warmup: int) -> float:
+def median_ms(step: Callable, steps: int, warmup: int, run_length: int = 5) -> float:
+    """Median ms per step over runs of ``run_length`` consecutive steps.
+
+    ``step(sync=False)`` may return before its work is done (JAX dispatches asynchronously);
+    ``step(sync=True)`` waits for it. Waiting once at the end of each run measures what a training
+    loop sustains: ``tinyslm train`` waits for a loss only at its log interval, and eager PyTorch
+    always waits.
+    """
     for _ in range(warmup):
-        step()
+        step(sync=True)
     times = []
-    for _ in range(steps):
+    for _ in range(max(1, steps // run_length)):
         start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+        for i in range(run_length):
+            step(sync=i == run_length - 1)
+        times.append((time.perf_counter() - start) / run_length)
     return float(np.median(times) * 1e3)
 
 
-def tinyslm_step_ms(size: dict, steps: int, warmup: int) -> tuple[float, ModelConfig]:
+def tinyslm_step(size: dict) -> tuple[Callable, ModelConfig]:
     config = ModelConfig(preset="gpt", vocab_size=size["vocab"], d_model=size["d_model"], n_layers=size["n_layers"],
                          n_heads=size["n_heads"], max_seq_len=size["seq_len"])
     train_config = TrainConfig(batch_size=size["batch"], seq_len=size["seq_len"], lr=1e-3, weight_decay=0.1)
@@ -58,14 +67,15 @@ def tinyslm_step_ms(size: dict, steps: int, warmup: int) -> tuple[float, ModelCo
     windows = np.random.default_rng(0).integers(0, size["vocab"], (1, size["batch"], size["seq_len"] + 1)).astype(np.int32)
     key = jax.random.key(0)
 
-    def step():
+    def step(sync: bool):
         state["params"], state["opt"], metrics = train_step(state["params"], state["opt"], windows, key)
-        metrics["loss"].block_until_ready()
+        if sync:
+            metrics["loss"].block_until_ready()
 
-    return median_ms(step, steps, warmup), config
+    return step, config
 
 
-def torch_step_ms(size: dict, steps: int, warmup: int) -> tuple[float, int]:
+def torch_step(size: dict) -> tuple[Callable, int]:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -78,7 +88,7 @@ def torch_step_ms(size: dict, steps: int, warmup: int) -> tuple[float, int]:
     windows = torch.randint(0, size["vocab"], (size["batch"], size["seq_len"] + 1))
     inputs, targets = windows[:, :-1], windows[:, 1:]
 
-    def step():
+    def step(sync: bool):  # eager PyTorch is always in sync
         logits = model(inputs).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
@@ -86,13 +96,13 @@ def torch_step_ms(size: dict, steps: int, warmup: int) -> tuple[float, int]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
-    return median_ms(step, steps, warmup), sum(p.numel() for p in model.parameters())
+    return step, sum(p.numel() for p in model.parameters())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=40, help="timed steps of each (in runs of 5)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (match the cores)")
     args = parser.parse_args()
@@ -106,9 +116,11 @@ def main() -> None:
     for name in args.sizes:
         size = SIZES[name]
         tokens = size["batch"] * size["seq_len"]
-        ours_ms, config = tinyslm_step_ms(size, args.steps, args.warmup)
-        torch_ms, torch_params = torch_step_ms(size, args.steps, args.warmup)
+        ours, config = tinyslm_step(size)
+        peer, torch_params = torch_step(size)
         assert torch_params == param_count(config), "the peer must have exactly tinyslm's parameters"
+        ours_ms = median_ms(ours, args.steps, args.warmup)  # one after the other: alternating runs would
+        torch_ms = median_ms(peer, args.steps, args.warmup)  # let one's idle threads slow the other down
         report["sizes"][name] = {
             **size, "params": param_count(config),
             "tinyslm_ms_per_step": round(ours_ms, 2), "torch_ms_per_step": round(torch_ms, 2),

@@ -9,9 +9,11 @@ import pytest
 from flax import nnx
 
 from tinyslm.config import ModelConfig, RopeScaling
+from tinyslm.model import attention as attention_module
 from tinyslm.model import (
     TransformerLM,
     apply_rope,
+    blocked_attention,
     causal_attention,
     count_params,
     fused_attention,
@@ -125,9 +127,26 @@ def test_attention_matches_naive_loops(n_heads, n_kv_heads):
     v = RNG.standard_normal((B, T, n_kv_heads, D)).astype(np.float32)
     pos = jnp.broadcast_to(jnp.arange(T), (B, T))
     expected = np_attention(q, k, v)
-    for attend in (causal_attention, fused_attention):
+    for attend in (causal_attention, blocked_attention, fused_attention):
         np.testing.assert_allclose(attend(q, k, v, pos, pos), expected, atol=1e-5)
         np.testing.assert_allclose(attend(q, k, v, pos, jnp.array(pos)), expected, atol=1e-5)  # explicit mask
+
+
+@pytest.mark.parametrize("T,block", [(7, 3), (9, 3), (150, 64)])  # a short last block, exact blocks, the default
+def test_blocked_attention_matches_naive_values_and_gradients(monkeypatch, T, block):
+    monkeypatch.setattr(attention_module, "QUERY_BLOCK", block)
+    B, H, Hkv, D = 2, 4, 2, 8
+    q, k, v, probe = (jnp.asarray(RNG.standard_normal((B, T, h, D)), jnp.float32) for h in (H, Hkv, Hkv, H))
+    pos = jnp.broadcast_to(jnp.arange(T), (B, T))
+
+    def value_and_grads(attend):  # the keys are the queries' own tokens: the same positions array
+        loss = lambda q, k, v: jnp.sum(attend(q, k, v, pos, pos) * probe)
+        return jax.jit(lambda q, k, v: (attend(q, k, v, pos, pos), jax.grad(loss, argnums=(0, 1, 2))(q, k, v)))(q, k, v)
+
+    (blocked, blocked_grads), (naive, naive_grads) = value_and_grads(blocked_attention), value_and_grads(causal_attention)
+    np.testing.assert_allclose(blocked, np_attention(*map(np.asarray, (q, k, v))), atol=1e-5)
+    for got, want in zip(blocked_grads, naive_grads):
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_gqa_with_repeated_kv_heads_equals_mha():
@@ -187,12 +206,13 @@ def test_model_matches_numpy_forward(preset, extra):
     np.testing.assert_allclose(model(jnp.asarray(tokens)), np_forward(model, tokens), atol=2e-4, rtol=2e-4)
 
 
-def test_naive_and_fused_attention_models_agree():
+@pytest.mark.parametrize("attention", ["blocked", "fused"])
+def test_attention_implementations_give_the_naive_model(attention):
     cfg = tiny("llama", n_kv_heads=2)
-    naive = TransformerLM(cfg, rngs=nnx.Rngs(0))
-    fused = TransformerLM(ModelConfig(**{**cfg.__dict__, "attention": "fused"}), rngs=nnx.Rngs(0))
+    naive = TransformerLM(ModelConfig(**{**cfg.__dict__, "attention": "naive"}), rngs=nnx.Rngs(0))
+    other = TransformerLM(ModelConfig(**{**cfg.__dict__, "attention": attention}), rngs=nnx.Rngs(0))
     tokens = jnp.asarray(RNG.integers(0, 37, (2, 13)))
-    np.testing.assert_allclose(naive(tokens), fused(tokens), atol=1e-5)
+    np.testing.assert_allclose(naive(tokens), other(tokens), atol=1e-5)
 
 
 @pytest.mark.parametrize("preset", ["gpt", "llama"])

@@ -31,6 +31,9 @@ from tinyslm.config import ModelConfig
 from tinyslm.model.embedding import apply_rope
 from tinyslm.model.linear import Linear
 
+QUERY_BLOCK = 64  # rows of queries per block in blocked_attention
+MAX_QUERY_BLOCKS = 4  # longer contexts get longer blocks rather than more of them
+
 
 @jax.tree_util.register_dataclass
 @dataclass
@@ -83,6 +86,33 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.
     return out.reshape(B, T, H, D)
 
 
+def blocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
+    """The same computation with the queries in blocks, each against only the keys it can see.
+
+    When the keys are the queries' own tokens in order (``k_positions is q_positions``: training,
+    scoring, a prompt without a cache), the queries ``t0 <= t < t1`` can only see keys ``s < t1``.
+    Attending block by block to that prefix alone skips most of the masked upper triangle: with
+    four blocks, 10 of the 16 score tiles are computed instead of all 16. This is the idea of
+    FlashAttention's causal tiling (Dao et al. 2022, arXiv:2205.14135) without the fused kernel,
+    which XLA cannot express on a CPU. Measured on the wide benchmark model (6 layers x 384,
+    context 256, 2-core CPU): a train step took ~1225 ms instead of ~1375-1430 with one block.
+    (Looping over heads as well, to avoid XLA's head transposes, was no faster and compiled 3x
+    slower for SmolLM2's 30 layers x 9 heads.)
+
+    With a cache, or a context that fits in one block, it is exactly :func:`causal_attention`.
+    q (B, T, H, D); k, v (B, S, Hkv, D); positions as in :func:`causal_attention` -> (B, T, H, D).
+    """
+    T = q.shape[1]
+    if k_positions is not q_positions or T <= QUERY_BLOCK:
+        return causal_attention(q, k, v, q_positions, k_positions)
+    block = max(QUERY_BLOCK, -(-T // MAX_QUERY_BLOCKS))  # at most MAX_QUERY_BLOCKS blocks: bounded compile time
+    rows = []
+    for t0 in range(0, T, block):
+        t1 = min(T, t0 + block)
+        rows.append(causal_attention(q[:, t0:t1], k[:, :t1], v[:, :t1], q_positions[:, t0:t1], k_positions[:, :t1]))
+    return jnp.concatenate(rows, axis=1)
+
+
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
     """The same computation through ``jax.nn.dot_product_attention`` (cuDNN flash attention on GPU).
 
@@ -97,7 +127,7 @@ def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.A
     return jax.nn.dot_product_attention(q, k, v, mask=visible[:, None], implementation=implementation)
 
 
-ATTENTION_IMPLEMENTATIONS = {"naive": causal_attention, "fused": fused_attention}
+ATTENTION_IMPLEMENTATIONS = {"naive": causal_attention, "blocked": blocked_attention, "fused": fused_attention}
 
 
 class Attention(nnx.Module):

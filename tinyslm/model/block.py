@@ -6,6 +6,12 @@
 This is the *pre-norm* arrangement (GPT-2, Llama): the residual stream ``x`` itself is never
 normalised, which keeps gradients flowing through deep stacks (Xiong et al. 2020,
 arXiv:2002.04745).
+
+Inside a block (and inside every norm) the tokens are rows of one ``(B*T, d_model)`` matrix: only
+attention needs to know which row belongs to which sequence. This is about speed on XLA:CPU. The
+gradients of biases and norm scales are sums over all tokens; over a 3-D ``(B, T, d)`` tensor XLA
+splits such a sum into strided windows that ran ~9x slower than the same sum over rows (profiled on
+the Shakespeare recipe: windowed sums took 9.2 ms of a train step's ~60, and 3.6 ms after flattening).
 """
 
 from __future__ import annotations
@@ -50,9 +56,12 @@ class Norm(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((d,))) if bias and kind == "layernorm" else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        rows = x.reshape(-1, x.shape[-1])  # (tokens, d): see the module docstring
         if self.kind == "rmsnorm":
-            return rms_norm(x, self.scale[...], self.eps)
-        return layer_norm(x, self.scale[...], None if self.bias is None else self.bias[...], self.eps)
+            y = rms_norm(rows, self.scale[...], self.eps)
+        else:
+            y = layer_norm(rows, self.scale[...], None if self.bias is None else self.bias[...], self.eps)
+        return y.reshape(x.shape)
 
 
 class MLP(nnx.Module):
@@ -110,7 +119,9 @@ class Block(nnx.Module):
     ) -> tuple[jax.Array, LayerCache | None]:
         """x (B, T, d_model) -> (B, T, d_model), updated cache."""
         keys = (None, None) if dropout_key is None else tuple(jax.random.split(dropout_key))
-        attended, cache = self.attn(self.attn_norm(x), positions, inv_freq, cache)
-        x = x + dropout(attended, self.dropout_rate, keys[0])
+        B, T, D = x.shape
+        x = x.reshape(B * T, D)  # the residual stream as rows (see the module docstring)
+        attended, cache = self.attn(self.attn_norm(x).reshape(B, T, D), positions, inv_freq, cache)
+        x = x + dropout(attended.reshape(B * T, D), self.dropout_rate, keys[0])
         x = x + dropout(self.mlp(self.mlp_norm(x)), self.dropout_rate, keys[1])
-        return x, cache
+        return x.reshape(B, T, D), cache
