@@ -70,7 +70,7 @@ class ModelConfig:
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
     init_std: float = 0.02
-    # "blocked": per head, queries in blocks that skip the masked triangle (fastest on a CPU);
+    # "blocked": queries in blocks that skip the masked triangle (fastest on a CPU);
     # "naive": the lesson's step-by-step einsum; "fused": jax.nn.dot_product_attention (cuDNN on GPU)
     attention: Literal["blocked", "naive", "fused"] = "blocked"
     compute_dtype: Literal["float32", "bfloat16"] = "float32"

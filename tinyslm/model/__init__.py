@@ -6,7 +6,7 @@ from tinyslm.model.embedding import apply_rope, rope_frequencies
 from tinyslm.model.transformer import TransformerLM, count_params, param_count
 
 __all__ = [
-    "TransformerLM", "LayerCache", "param_count", "count_params", "causal_attention", "blocked_attention",
-    "fused_attention",
+    "TransformerLM", "LayerCache", "param_count", "count_params",
+    "causal_attention", "blocked_attention", "fused_attention",
     "apply_rope", "rope_frequencies", "layer_norm", "rms_norm",
 ]
