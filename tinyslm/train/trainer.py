@@ -34,7 +34,7 @@ from tinyslm.train.checkpoint import (
 from tinyslm.train.metrics import MetricsLog, device_peak_flops, flops_per_token, plot_losses
 from tinyslm.train.optim import learning_rate_schedule, make_optimizer
 from tinyslm.train.parallel import check_batch_divides, is_main_process, make_mesh, shard_batch, shard_weights
-from tinyslm.train.step import make_eval_step, make_train_step
+from tinyslm.train.step import gradient_flops, make_eval_step, make_train_step
 from tinyslm.train.task import PRETRAINING, TrainingTask
 
 
@@ -150,7 +150,7 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     schedule = learning_rate_schedule(tc)
     base_key = jax.random.key(tc.seed)
     tokens_per_step = tc.batch_size * tc.grad_accum * tc.seq_len
-    step_flops = flops_per_token(mc, tc.seq_len) * tokens_per_step
+    step_flops = _step_flops(graphdef, task, params, frozen, batches.train(start), config)
     peak, peak_source = device_peak_flops()
 
     def evaluate(step: int) -> float:
@@ -235,3 +235,14 @@ def _check_finite(pending: list[tuple[int, jax.Array]], checkpointer: Checkpoint
                 "Try a lower train.lr, a longer train.warmup_steps, or train.grad_clip=1.0."
             )
     return losses[-1][1]
+
+
+def _step_flops(graphdef, task: TrainingTask, params, frozen, batch, config: RunConfig) -> float:
+    """Model FLOPs of one optimizer step: XLA's count of one micro-batch's loss and gradient, times
+    the micro-batches (the PaLM formula where the backend gives no count)."""
+    micro_batches = jax.tree.leaves(batch)[0].shape[0]
+    flops = gradient_flops(graphdef, task.loss, params, jax.tree.map(lambda leaf: leaf[0], batch), frozen)
+    if flops is None:
+        tc = config.train
+        return flops_per_token(config.model, tc.seq_len) * tc.batch_size * tc.grad_accum * tc.seq_len
+    return flops * micro_batches
