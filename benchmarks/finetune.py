@@ -32,7 +32,8 @@ VARIANTS = {
     "full": {},
     "full_last": dict(pooling="last"),
     "last2": dict(train_layers=2),
-    "probe": dict(train_layers=0),
+    "head_only": dict(train_layers=0),
+    "probe": dict(method="probe"),
     "lora8": dict(lora=LoRAConfig(rank=8)),
     "lora8_all": dict(lora=LoRAConfig(rank=8, targets=("q", "k", "v", "o", "gate", "up", "down"))),
     "generative_full": dict(method="generative"),
@@ -66,7 +67,8 @@ def main() -> None:
                  "val_accuracy": val["accuracy"], "trainable_params": None, "total_params": None,
                  "train_wall_s": round(fit_s, 2), "C": tfidf.c})
     for name in args.variants:
-        result = finetune(base, out / name, args.data, overrides=args.set, progress=False, **VARIANTS[name])
+        loop = {} if VARIANTS[name].get("method") == "probe" else {"overrides": args.set}  # a probe has no loop
+        result = finetune(base, out / name, args.data, progress=False, **loop, **VARIANTS[name])
         classifier = result.classifier
         classifier.predict_proba([text for _, text in test_ex[:32]])  # compile outside the timing
         start = time.perf_counter()

@@ -1,8 +1,8 @@
 """tinyslm.adapt: LoRA, classification heads, fine-tuning runs, `tinyslm finetune` / `tinyslm classify`.
 
 References: a hand count of LoRA's parameters, the un-adapted model's logits, the unmerged
-model's logits, a NumPy computation of pooled states and scores, scikit-learn's metrics, and
-accuracies computed by hand. The fine-tuning tests train a tiny base model on the generated
+model's logits, a NumPy computation of pooled states and scores, scikit-learn's metrics and
+logistic regression, and accuracies computed by hand. The fine-tuning tests train a tiny base model on the generated
 symptom corpus once per session and fine-tune it for a few steps on the generated labelled
 examples (no data files needed).
 """
@@ -25,8 +25,10 @@ from tinyslm.adapt import (
 from tinyslm.adapt.data import ExampleBatches, near_duplicate_groups, pad_sequences
 from tinyslm.adapt.generative import answer_windows
 from tinyslm.adapt.lora import LoRAParam
+from tinyslm.adapt.probe import PROBE_L2, PROMPT_TEMPLATE, ProbeClassifier, fit_logistic_regression, parse_taps
 from tinyslm.cli import main
 from tinyslm.config import ModelConfig, load_config
+from tinyslm.data import load_labeled
 from tinyslm.errors import ConfigError
 from tinyslm.model import TransformerLM
 from tinyslm.train import train
@@ -163,6 +165,13 @@ def test_split_is_stratified_seeded_and_keeps_near_duplicates_together():
     held_twins = sum(text.startswith(twins) for _, text in val_ex)
     assert held_twins in (0, 3)  # the three paraphrases are never split up
     assert near_duplicate_groups([f"{twins} 1", "nothing alike at all here", f"{twins} 2"]) == [[0, 2], [1]]
+
+
+def test_word_set_overlap_links_looser_paraphrases():
+    texts = ["itchy red skin on my arms and legs", "on my legs and arms the skin is red and itchy", "a dry cough at night"]
+    assert near_duplicate_groups(texts) == [[0], [1], [2]]  # reordered words share no 3-gram
+    assert near_duplicate_groups(texts, word_threshold=0.8) == [[0, 1], [2]]  # 8 of 10 distinct words shared
+    assert near_duplicate_groups(texts, word_threshold=0.9) == [[0], [1], [2]]
 
 
 def test_example_batches_deal_every_example_once_per_epoch_and_pad_validation_with_zero_weight():
@@ -326,3 +335,73 @@ def test_extra_data_adds_training_examples_only_and_must_share_the_labels(base_r
     assert result.val["n"] == len(val_ex) and result.classifier.spec.extra_data == "more"
     with pytest.raises(ConfigError, match="Martian flu"):
         finetune(base_run, tmp_path / "alien", "symptoms", extra_data="alien", overrides=QUICK, progress=False)
+
+
+# ------------------------------------------------------------------------------------- the probe
+
+
+def test_logistic_regression_matches_scikit_learn():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 12)).astype(np.float32)
+    labels = (x[:, :3] @ rng.normal(size=(3, 4))).argmax(1)
+    l2 = 0.05
+    weights, bias, _, iterations = fit_logistic_regression(x, labels, 4, l2)
+    reference = linear_model.LogisticRegression(C=1 / (l2 * len(x)), tol=1e-10, max_iter=5000).fit(x, labels)
+    assert 0 < int(iterations) < 1000  # converged, not stopped by the cap
+    np.testing.assert_allclose(jax.nn.softmax(x @ weights + bias), reference.predict_proba(x), atol=1e-4)
+
+
+def test_probe_features_are_the_pooled_residual_stream_at_each_tap():
+    lm = TransformerLM(SMALL, rngs=nnx.Rngs(0))
+    probe = ProbeClassifier(lm, 5, ("last@2", "mean@0"), rngs=nnx.Rngs(1))
+    tokens, lengths = _tokens((3, 9), seed=5), jnp.array([9, 4, 1])
+    features = np.asarray(probe.features(tokens, lengths))
+    assert features.shape == (3, 2 * 32)
+    hidden, _ = lm.hidden_states(tokens)  # after the final norm: the last block's stream, normed
+    np.testing.assert_allclose(lm.final_norm(features[:, None, :32])[:, 0], pool(hidden, lengths, "last"), atol=1e-5)
+    embedded = np.asarray(lm.embed(tokens))
+    mean = np.stack([embedded[i, :n].mean(0) for i, n in enumerate(np.asarray(lengths))])
+    np.testing.assert_allclose(features[:, 32:], mean, atol=1e-6)
+    # padding never counts
+    np.testing.assert_allclose(probe.features(tokens.at[1, 4:].set(7), lengths), features, atol=1e-5)
+
+
+@pytest.mark.parametrize("taps, message", [(("last@3",), "layers run from 0 to 2"), (("max@1",), "POOLING@LAYER"),
+                                           ((), "at least one tap")])
+def test_probe_taps_are_checked(taps, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_taps(taps, n_layers=2)
+
+
+def test_probe_run_fits_its_head_on_the_frozen_model_and_round_trips(base_run, tmp_path):
+    from tinyslm.train import load_run
+
+    result = finetune(base_run, tmp_path / "probe", "symptoms", method="probe", taps=("last@2", "mean@1"),
+                      progress=False)
+    spec, model = result.classifier.spec, result.classifier.model
+    assert spec.method == spec.strategy == "probe" and spec.taps == ("last@2", "mean@1")
+    assert spec.template == PROMPT_TEMPLATE and spec.trainable_params == 2 * 32 * 24 + 24
+    assert ClassifierSpec.load(tmp_path / "probe") == spec
+    base = load_run(base_run).model
+    np.testing.assert_array_equal(model.lm.blocks[1].mlp.up.kernel[...], base.blocks[1].mlp.up.kernel[...])
+    # the fitted head is the optimum: the same probabilities as scikit-learn's fit on the same features
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    train_ex, _ = split_examples(load_labeled("symptoms", "train"), 0.15, seed=load_config(None, BASE).train.seed)
+    texts = [text for _, text in train_ex]
+    tokens, lengths = pad_sequences([result.classifier.tokenizer.encode(PROMPT_TEMPLATE.format(text=t)) for t in texts],
+                                    spec.max_len, 0)
+    features = np.asarray(model.features(jnp.asarray(tokens), jnp.asarray(lengths)))
+    standard = (features - features.mean(0)) / (features.std(0) + 1e-6)
+    reference = linear_model.LogisticRegression(C=1 / (PROBE_L2 * len(texts)), tol=1e-10, max_iter=5000).fit(
+        standard, [spec.labels.index(label) for label, _ in train_ex])
+    np.testing.assert_allclose(result.classifier.predict_proba(texts), reference.predict_proba(standard), atol=2e-3)
+
+
+def test_probe_options_are_refused_where_they_do_not_apply(base_run, tmp_path):
+    with pytest.raises(ConfigError, match="probe only"):
+        finetune(base_run, tmp_path / "a", "symptoms", taps=("last@1",), progress=False)
+    with pytest.raises(ConfigError, match="drop --lora-rank"):
+        finetune(base_run, tmp_path / "b", "symptoms", method="probe", lora=LoRAConfig(rank=2), progress=False)
+    with pytest.raises(ConfigError, match="must contain"):
+        finetune(base_run, tmp_path / "c", "symptoms", method="probe", template="no slot", progress=False)

@@ -256,11 +256,12 @@ def _finetune(args: argparse.Namespace) -> dict:
     print(f"Fine-tuning {args.run} on {args.data} ({args.method}) into {args.out}", file=sys.stderr)
     result = finetune(args.run, args.out, args.data, method=args.method, pooling=args.pooling, lora=lora,
                       train_layers=args.train_layers, val_fraction=args.val_fraction, extra_data=args.extra_data,
+                      taps=args.taps.split(",") if args.taps else None, template=args.template,
                       overrides=args.set, progress=not args.no_progress)
     summary = result.summary()
     share = summary["trainable_params"] / summary["total_params"]
     print(f"\nDone: {summary['strategy']} fine-tuning, {summary['trainable_params']:,} of "
-          f"{summary['total_params']:,} parameters trained ({share:.1%}), {summary['wall_s']:.0f} s")
+          f"{summary['total_params']:,} parameters trained ({share:.2%}), {summary['wall_s']:.0f} s")
     print(f"Validation ({result.val['n']} held-out training examples): accuracy {result.val['accuracy']:.3f} · "
           f"macro-F1 {result.val['macro_f1']:.3f}")
     print(f"Run directory: {args.out}; try: tinyslm classify --run {args.out} --text \"...\"  ({NOTICE})")
@@ -585,11 +586,13 @@ weights (e.g. a structurally pruned teacher: Minitron's prune-then-distill) and 
     p.set_defaults(handler=_distill)
 
     p = commands.add_parser(
-        "finetune", help="fine-tune a trained language model into a text classifier (full, last blocks, LoRA)",
+        "finetune", help="fine-tune a trained language model into a text classifier (full, last blocks, LoRA, probe)",
         description="Turn the language model of a run into a classifier of a labelled dataset's texts: a label\n"
         "head on its pooled hidden states (--method head) or a model that writes the label after\n"
         "'Condition:' (--method generative). Trains every weight by default, the last N blocks with\n"
         "--train-layers N (0: the head alone), or low-rank adapters with --lora-rank R (Hu et al. 2021).\n"
+        "--method probe trains nothing in the model: it reads the frozen model's hidden states at --taps\n"
+        "once and fits logistic regression on them (seconds to minutes on a CPU, even for SmolLM2).\n"
         "15% of each label of the training split is held out for validation (paraphrases kept together);\n"
         "the test split is never read. A teaching model, not medical advice.",
         epilog="""examples:
@@ -598,6 +601,7 @@ weights (e.g. a structurally pruned teacher: Minitron's prune-then-distill) and 
   tinyslm finetune --run runs/default --task classify --data symptom2disease --lora-rank 8 --out runs/cls-lora
   tinyslm finetune --run runs/default --task classify --data symptom2disease --train-layers 1 --out runs/cls-last
   tinyslm finetune --run runs/default --task classify --data symptom2disease --method generative --out runs/cls-gen
+  tinyslm finetune --run runs/smollm2 --task classify --method probe --out runs/cls-probe   (taps last@24,mean@3)
   tinyslm finetune --run runs/default --task classify --set train.max_steps=600 --set train.lr=5e-4 --out runs/c2
 
 Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or --csv test.csv.""",
@@ -605,8 +609,9 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
     p.add_argument("--run", required=True, help="the base run: a trained language model, e.g. runs/default")
     p.add_argument("--task", choices=("classify",), default="classify", help="what to fine-tune for (classify)")
     p.add_argument("--data", default="symptom2disease", help="a labelled dataset: symptom2disease (default) or symptoms")
-    p.add_argument("--method", choices=("head", "generative"), default="head",
-                   help="head: a label head on pooled hidden states; generative: score each label as the continuation")
+    p.add_argument("--method", choices=("head", "probe", "generative"), default="head",
+                   help="head: a label head on pooled hidden states; probe: logistic regression on the frozen "
+                   "model's hidden states; generative: score each label as the continuation")
     p.add_argument("--pooling", choices=("last", "mean"), default="mean", help="head only: mean of the real tokens' "
                    "hidden states (default) or the last real token's")
     p.add_argument("--lora-rank", type=int, metavar="R", help="train rank-R LoRA adapters (and the head) only")
@@ -614,6 +619,10 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
     p.add_argument("--lora-dropout", type=float, default=0.0, help="dropout on the adapters' input (default 0)")
     p.add_argument("--lora-targets", default="q,k,v,o", help="projections to adapt, from q,k,v,o,gate,up,down")
     p.add_argument("--train-layers", type=int, metavar="N", help="train only the last N blocks (+ final norm, head)")
+    p.add_argument("--taps", metavar="POOL@LAYER,...", help="probe only: what to read, e.g. last@24,mean@3 (layer 0 = "
+                   "embeddings, i = after block i; default: last at 80%% of the depth, mean at 10%%)")
+    p.add_argument("--template", help="head and probe: wrap each text, {text} marks where (probe default: "
+                   "'This patient\'s description: \"{text}\" means in one word: \"')")
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of each label held out for validation")
     p.add_argument("--extra-data", metavar="NAME", help="also train on this labelled dataset's train split, e.g. "
                    "symptoms (generated descriptions of the same conditions); validation stays on --data")

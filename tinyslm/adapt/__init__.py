@@ -3,6 +3,7 @@
     lora.py        low-rank adapters: apply, merge / unmerge, save / load on their own
     head.py        a classification head on pooled hidden states (last token or mean)
     generative.py  classification by scoring each label as the text's continuation
+    probe.py       logistic regression on a frozen model's hidden states at chosen layers
     data.py        labelled examples -> a stratified validation split -> fixed-shape batches
     finetune.py    finetune(): the training loop with a classification task and a strategy
     classify.py    a classifier run: load_classifier(), predict_proba, top_k, evaluate
@@ -26,6 +27,7 @@ from tinyslm.adapt.lora import (
     save_adapters, trainable_count, unmerge,
 )
 from tinyslm.adapt.metrics import classification_scores, confusion_matrix, plot_confusion
+from tinyslm.adapt.probe import ProbeClassifier, fit_probe
 
 __all__ = [
     "LoRAConfig", "LoRALinear", "LoRAParam", "apply_lora", "merge", "unmerge", "merged_copy", "lora_layers",
@@ -33,4 +35,5 @@ __all__ = [
     "SequenceClassifier", "pool", "classification_loss", "split_examples", "ExampleBatches",
     "finetune", "FinetuneResult", "Classifier", "ClassifierSpec", "load_classifier", "NOTICE",
     "classification_scores", "confusion_matrix", "plot_confusion", "TfidfClassifier", "fit_tfidf",
+    "ProbeClassifier", "fit_probe",
 ]

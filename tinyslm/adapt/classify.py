@@ -6,15 +6,17 @@ outputs, the method, the pooling, how it was fine-tuned and from which base run:
 
     runs/symptoms-lora/
       config.yaml        the language model's shape and the fine-tuning schedule
-      classifier.yaml    labels, method (head | generative), pooling, strategy, lora, max_len, ...
+      classifier.yaml    labels, method (head | probe | generative), pooling, strategy, lora, max_len, ...
       tokenizer/         the base run's tokenizer (the embedding rows belong to its ids)
       checkpoints/       step_N/: the classifier's weights (adapters merged in)
       adapters/          LoRA runs only: the adapters on their own, a few hundred KB
       metrics.jsonl, loss.png
 
-Two methods, one interface (:class:`Classifier`):
+Three methods, one interface (:class:`Classifier`):
 
 * ``head`` — a :class:`~tinyslm.adapt.head.SequenceClassifier` (the LM plus a label head);
+* ``probe`` — a :class:`~tinyslm.adapt.probe.ProbeClassifier` (a frozen LM read at chosen layers,
+  logistic regression on top), texts wrapped in ``template`` first;
 * ``generative`` — a plain language model that writes the label after ``Condition:``, scored label
   by label (:mod:`tinyslm.adapt.generative`). Its run is an ordinary LM run too:
   ``tinyslm generate`` works on it.
@@ -35,11 +37,12 @@ import numpy as np
 import yaml
 from flax import nnx
 
-from tinyslm.adapt.data import pad_id_of, pad_sequences
+from tinyslm.adapt.data import map_fixed_batches, pad_id_of, pad_sequences
 from tinyslm.adapt.generative import answer_ids, label_log_likelihoods, prompt_ids
 from tinyslm.adapt.head import SequenceClassifier
 from tinyslm.adapt.lora import LoRAConfig
 from tinyslm.adapt.metrics import classification_scores
+from tinyslm.adapt.probe import ProbeClassifier
 from tinyslm.config import RunConfig, load_config
 from tinyslm.errors import CheckpointError, DataError
 from tinyslm.model import TransformerLM
@@ -56,18 +59,21 @@ class ClassifierSpec:
     """What ``classifier.yaml`` records: everything beyond the LM needed to use and to judge the classifier.
 
     ``labels`` are in the order of the outputs. ``strategy`` says what was trained: ``full`` (every
-    weight), ``last_blocks`` (the last ``train_layers`` blocks, final norm and head; 0 = the head
-    alone, a *linear probe*) or ``lora`` (adapters and head). ``max_len`` is the padded length of
-    a text (head) or of prompt + answer (generative).
+    weight), ``last_blocks`` (the last ``train_layers`` blocks, final norm and head; 0 = norm and
+    head alone, by the training loop), ``lora`` (adapters and head) or ``probe`` (standardisation and head,
+    fitted in closed form on the ``taps``). ``template`` wraps every text before it is tokenised.
+    ``max_len`` is the padded length of a text (head, probe) or of prompt + answer (generative).
     """
 
     labels: tuple[str, ...]
-    method: Literal["head", "generative"] = "head"
+    method: Literal["head", "probe", "generative"] = "head"
     pooling: Literal["last", "mean"] = "mean"
-    strategy: Literal["full", "last_blocks", "lora"] = "full"
+    strategy: Literal["full", "last_blocks", "lora", "probe"] = "full"
     train_layers: int | None = None
     lora: LoRAConfig | None = None
     max_len: int = 128
+    taps: tuple[str, ...] | None = None  # probe only: what it reads, e.g. ("last@24", "mean@3")
+    template: str = "{text}"
     base_run: str = ""
     data: str = "symptom2disease"
     extra_data: str | None = None  # a second labelled dataset added to the training examples only
@@ -78,6 +84,7 @@ class ClassifierSpec:
     def save(self, run_dir: str | Path) -> None:
         data = dataclasses.asdict(self)
         data["labels"] = list(self.labels)
+        data["taps"] = None if self.taps is None else list(self.taps)
         if self.lora is not None:
             data["lora"]["targets"] = list(self.lora.targets)
         Path(run_dir, SPEC_FILE).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
@@ -91,6 +98,7 @@ class ClassifierSpec:
         data = yaml.safe_load(path.read_text())
         try:
             data["labels"] = tuple(data["labels"])
+            data["taps"] = None if data.get("taps") is None else tuple(data["taps"])
             data["lora"] = None if data.get("lora") is None else LoRAConfig(**data["lora"])
             return cls(**data)
         except (KeyError, TypeError) as err:
@@ -101,8 +109,9 @@ class ClassifierSpec:
 class Classifier:
     """A loaded classifier: labels in, probabilities out, whatever the method.
 
-    ``model`` is a :class:`SequenceClassifier` (method ``head``) or a :class:`TransformerLM`
-    (``generative``); swap in a compressed one and every method below uses it.
+    ``model`` is a :class:`SequenceClassifier` (method ``head``), a :class:`ProbeClassifier`
+    (``probe``) or a :class:`TransformerLM` (``generative``); swap in a compressed one and every
+    method below uses it.
     """
 
     config: RunConfig
@@ -117,10 +126,10 @@ class Classifier:
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """texts -> (N, n_labels) float32 probabilities (each row sums to 1)."""
-        if self.spec.method == "head":
-            logits = self._head_logits(texts, batch_size)
-        else:
+        if self.spec.method == "generative":
             logits = self._label_likelihoods(texts, batch_size)
+        else:
+            logits = self._head_logits(texts, batch_size)
         return np.asarray(jax.nn.softmax(logits, axis=-1))
 
     def top_k(self, text: str, k: int = 3) -> list[tuple[str, float]]:
@@ -144,15 +153,10 @@ class Classifier:
         return {**classification_scores(true, probs.argmax(-1), len(index)), "probs": probs, "true": true}
 
     def _head_logits(self, texts: list[str], batch_size: int) -> np.ndarray:
-        ids = [self.tokenizer.encode(text) for text in texts]
+        ids = [self.tokenizer.encode(self.spec.template.format(text=text)) for text in texts]
         tokens, lengths = pad_sequences(ids, self.spec.max_len, pad_id_of(self.tokenizer))
-        fill = -len(texts) % batch_size  # fixed batch shape: the forward pass compiles once
-        tokens = np.concatenate([tokens, np.repeat(tokens[:1], fill, 0)])
-        lengths = np.concatenate([lengths, np.repeat(lengths[:1], fill, 0)])
         graphdef, state = nnx.split(self.model)
-        out = [np.asarray(_classifier_logits(graphdef, state, tokens[i : i + batch_size], lengths[i : i + batch_size]))
-               for i in range(0, len(tokens), batch_size)]
-        return np.concatenate(out)[: len(texts)]
+        return map_fixed_batches(partial(_classifier_logits, graphdef, state), (tokens, lengths), batch_size)
 
     def _label_likelihoods(self, texts: list[str], batch_size: int) -> np.ndarray:
         answers = [answer_ids(self.tokenizer, label) for label in self.spec.labels]
@@ -175,7 +179,10 @@ def load_classifier(run_dir: str | Path, step: int | None = None) -> Classifier:
         run = load_run(path, step)
         return Classifier(run.config, spec, run.model, run.tokenizer, path)
     config = load_config(path / CONFIG_FILE)
-    model = SequenceClassifier(TransformerLM(config.model, rngs=nnx.Rngs(0)), len(spec.labels), spec.pooling,
-                               rngs=nnx.Rngs(0))
+    lm = TransformerLM(config.model, rngs=nnx.Rngs(0))
+    if spec.method == "probe":
+        model = ProbeClassifier(lm, len(spec.labels), spec.taps, rngs=nnx.Rngs(0))
+    else:
+        model = SequenceClassifier(lm, len(spec.labels), spec.pooling, rngs=nnx.Rngs(0))
     restore_weights(path, model, step)
     return Classifier(config, spec, model, load_tokenizer(path / TOKENIZER_DIR), path)

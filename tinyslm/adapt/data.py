@@ -65,11 +65,14 @@ def split_examples(examples: list[tuple[str, str]], val_fraction: float, seed: i
 NEAR_DUPLICATE_JACCARD = 0.3
 
 
-def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE_JACCARD) -> list[list[int]]:
+def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE_JACCARD,
+                          word_threshold: float | None = None) -> list[list[int]]:
     """Group texts linked by near-duplication: the connected components of the graph with an edge
-    wherever two texts' sets of lowercased word 3-grams have a Jaccard similarity >= ``threshold``.
+    wherever two texts' sets of lowercased word 3-grams have a Jaccard similarity >= ``threshold``
+    (or, given ``word_threshold``, their sets of words one >= ``word_threshold``: looser paraphrases).
     Returns lists of indices, in order of their first member."""
     shingles = [_word_trigrams(text) for text in texts]
+    words = [set(re.findall(r"\w+", text.lower())) for text in texts]
     parent = list(range(len(texts)))
 
     def root(i: int) -> int:
@@ -82,6 +85,8 @@ def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE_JA
         for j in range(i + 1, len(texts)):
             a, b = shingles[i], shingles[j]
             if a and b and len(a & b) >= threshold * len(a | b):
+                parent[root(i)] = root(j)
+            elif word_threshold is not None and len(words[i] & words[j]) >= word_threshold * len(words[i] | words[j]):
                 parent[root(i)] = root(j)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(texts)):
@@ -108,6 +113,20 @@ def pad_sequences(sequences: list[list[int]], max_len: int, pad_id: int) -> tupl
     if len(sequences) and lengths.min() == 0:
         raise DataError("an example encodes to no tokens at all (an empty text?)")
     return tokens, lengths
+
+
+def map_fixed_batches(fn, arrays: tuple[np.ndarray, ...], batch_size: int, progress=None) -> np.ndarray:
+    """``fn(*rows)`` over the arrays' rows in batches of exactly ``batch_size``, results concatenated.
+
+    The last batch is filled up with copies of row 0 and their results dropped, so a jitted ``fn``
+    compiles once, whatever the number of rows. ``progress`` (tqdm-like) may wrap the batches.
+    """
+    n = len(arrays[0])
+    fill = -n % batch_size
+    padded = [np.concatenate([a, np.repeat(a[:1], fill, 0)]) for a in arrays]
+    starts = range(0, n + fill, batch_size)
+    out = [np.asarray(fn(*(a[i : i + batch_size] for a in padded))) for i in (progress(starts) if progress else starts)]
+    return np.concatenate(out)[:n]
 
 
 def pad_id_of(tokenizer: Tokenizer) -> int:

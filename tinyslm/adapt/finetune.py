@@ -12,9 +12,11 @@ strategy        trained                                  why
 ``full``        every weight                             the most capacity; the most memory, and the
                                                          easiest to overfit with little data
 ``last_blocks`` the last N blocks, final norm and head   the early layers' general features are kept;
-                (N = 0: the head alone, a linear probe)  a cheap, strong baseline
+                (N = 0: norm and head alone)             a cheap, strong baseline
 ``lora``        low-rank adapters and the head           a few % of the parameters; the base weights
                                                          stay untouched and shareable (Hu et al. 2021)
+``probe``       the head alone, fitted in closed form    no training loop at all: one forward pass
+                (``method="probe"``)                     over the data (:mod:`tinyslm.adapt.probe`)
 =============== ======================================== ===========================================
 
 Part of the training data (``val_fraction`` of each label, seeded) is held out: the training loop
@@ -24,23 +26,26 @@ split is never read here.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from flax import nnx
+from tqdm.auto import tqdm
 
 from tinyslm.adapt.classify import ADAPTERS_DIR, Classifier, ClassifierSpec, load_classifier
 from tinyslm.adapt.data import ExampleBatches, pad_id_of, pad_sequences, split_examples
 from tinyslm.adapt.generative import answer_ids, answer_loss, answer_windows, prompt_ids
 from tinyslm.adapt.head import POOLINGS, SequenceClassifier, classification_loss
 from tinyslm.adapt.lora import LoRAConfig, LoRAParam, apply_lora, merged_copy, save_adapters, trainable_count
+from tinyslm.adapt.probe import PROMPT_TEMPLATE, ProbeClassifier, default_taps, fit_probe
 from tinyslm.config import DataConfig, load_config
 from tinyslm.data import load_labeled
 from tinyslm.errors import ConfigError
 from tinyslm.model import TransformerLM
-from tinyslm.train import MetricsLog, TrainingTask, TrainResult, load_run, train
+from tinyslm.train import MetricsLog, TrainingTask, TrainResult, load_run, save_run, train
 from tinyslm.train.checkpoint import CONFIG_FILE, METRICS_FILE
 
 # The fine-tuning schedule, applied over the base run's train section (``overrides`` win over it).
@@ -72,22 +77,38 @@ class FinetuneResult:
 def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease", *, method: str = "head",
              pooling: str = "mean", lora: LoRAConfig | None = None, train_layers: int | None = None,
              max_len: int | None = None, val_fraction: float = 0.15, extra_data: str | None = None,
+             taps: tuple[str, ...] | None = None, template: str | None = None,
              overrides: tuple[str, ...] | list[str] = (), progress: bool = True) -> FinetuneResult:
     """Fine-tune the language model of ``base_run`` on dataset ``data``'s train split into run ``out``.
 
-    ``method``: ``head`` (a label head on pooled hidden states) or ``generative`` (the LM learns to
-    write the label). Strategy: ``lora`` given -> LoRA; ``train_layers`` given -> the last N blocks;
-    neither -> full fine-tuning. ``max_len`` caps the tokens read per text (default: the longest
-    training text, up to the model's context): shorter is faster and cuts long texts' ends.
-    ``overrides`` are ``train.*=value`` settings (``train.lr=1e-3``) or ``model.dropout``.
+    ``method``: ``head`` (a label head on pooled hidden states), ``probe`` (logistic regression on
+    the frozen model's hidden states at ``taps``) or ``generative`` (the LM learns to write the
+    label). Strategy for ``head``: ``lora`` given -> LoRA; ``train_layers`` given -> the last N
+    blocks; neither -> full fine-tuning. ``template`` wraps each text (``{text}`` marks where; a
+    probe's default is :data:`~tinyslm.adapt.probe.PROMPT_TEMPLATE`, otherwise the bare text).
+    ``max_len`` caps the tokens read per text (default: the longest training text, up to the
+    model's context): shorter is faster and cuts long texts' ends. ``overrides`` are
+    ``train.*=value`` settings (``train.lr=1e-3``) or ``model.dropout``.
     """
-    if method not in ("head", "generative"):
-        raise ConfigError(f"method must be 'head' or 'generative', got {method!r}")
+    if method not in ("head", "probe", "generative"):
+        raise ConfigError(f"method must be 'head', 'probe' or 'generative', got {method!r}")
     if pooling not in POOLINGS:
         raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if lora is not None and train_layers is not None:
         raise ConfigError("choose LoRA (--lora-rank) or the last blocks (--train-layers), not both")
-    strategy = "lora" if lora is not None else "full" if train_layers is None else "last_blocks"
+    if method == "probe" and (lora is not None or train_layers is not None):
+        raise ConfigError("a probe trains only its head on the frozen model: drop --lora-rank / --train-layers")
+    if method == "probe" and overrides:
+        raise ConfigError("--set tunes the training loop, and a probe has none (its fit is closed-form)")
+    if taps is not None and method != "probe":
+        raise ConfigError("--taps applies to --method probe only")
+    if template is not None and method == "generative":
+        raise ConfigError("--template applies to --method head and probe; generative prompts are fixed")
+    template = template or (PROMPT_TEMPLATE if method == "probe" else "{text}")
+    if "{text}" not in template:
+        raise ConfigError(f"--template must contain {{text}}, where each text goes; got {template!r}")
+    strategy = ("probe" if method == "probe" else "lora" if lora is not None
+                else "full" if train_layers is None else "last_blocks")
     base = load_run(base_run)
     n_layers = base.config.model.n_layers
     lowest = 1 if method == "generative" else 0  # a generative model has no head to train on its own
@@ -99,10 +120,20 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
     labels = sorted({label for label, _ in train_ex})
     if extra_data is not None:
         train_ex = train_ex + _extra_examples(extra_data, data, labels)
-    encode = _encode_for_head if method == "head" else _encode_for_generation
-    max_len = min(_max_len(base, method, labels, train_ex), max_len or base.config.model.max_seq_len)
-    train_arrays = encode(base.tokenizer, labels, train_ex, max_len)
-    val_arrays = encode(base.tokenizer, labels, val_ex, max_len)
+    # What the model reads: for head and probe, each text in its template (the spec keeps it for classify).
+    train_in, val_in = ((part if method == "generative" else [(label, template.format(text=text)) for label, text in part])
+                        for part in (train_ex, val_ex))
+    encode = _encode_for_generation if method == "generative" else _encode_for_head
+    max_len = min(_max_len(base, method, labels, train_in), max_len or base.config.model.max_seq_len)
+    train_arrays = encode(base.tokenizer, labels, train_in, max_len)
+    spec = ClassifierSpec(labels=tuple(labels), method=method, pooling=pooling, strategy=strategy,
+                          train_layers=train_layers, lora=lora, max_len=max_len, template=template,
+                          base_run=str(base_run), data=data, extra_data=extra_data, val_fraction=val_fraction)
+    if method == "probe":
+        base_config = replace(base.config, data=DataConfig(name=data, val_fraction=val_fraction))
+        return _fit_probe_run(base, base_config, out, spec, taps or default_taps(n_layers), train_arrays, val_ex,
+                              progress)
+    val_arrays = encode(base.tokenizer, labels, val_in, max_len)
 
     config = load_config(Path(base_run) / CONFIG_FILE, [*FINETUNE_TRAIN, f"train.lr={LEARNING_RATES[strategy]}",
                                                         f"train.seq_len={max_len}", *overrides])
@@ -132,10 +163,30 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
     model = trained_module["model"]
     if lora is not None:
         save_adapters(model, Path(out) / ADAPTERS_DIR)
-    spec = ClassifierSpec(labels=tuple(labels), method=method, pooling=pooling, strategy=strategy,
-                          train_layers=train_layers, lora=lora, max_len=max_len, base_run=str(base_run), data=data,
-                          extra_data=extra_data, val_fraction=val_fraction, trainable_params=trainable_count(model, trainable),
-                          total_params=trainable_count(result.model, nnx.Param))
+    spec = replace(spec, trainable_params=trainable_count(model, trainable),
+                   total_params=trainable_count(result.model, nnx.Param))
+    return _finish(out, spec, val_ex, result)
+
+
+def _fit_probe_run(base, config, out: str | Path, spec: ClassifierSpec, taps: tuple[str, ...], train_arrays: dict,
+                   val_ex: list[tuple[str, str]], progress: bool) -> FinetuneResult:
+    """Method ``probe``: one forward pass over the training texts, logistic regression, a classifier run."""
+    start = time.perf_counter()
+    model = ProbeClassifier(base.model, len(spec.labels), taps, rngs=nnx.Rngs(config.train.seed))
+    bar = (lambda batches: tqdm(batches, desc="probe: reading hidden states", unit="batch")) if progress else None
+    fit = fit_probe(model, train_arrays["tokens"], train_arrays["lengths"], train_arrays["labels"], progress=bar)
+    wall_s = time.perf_counter() - start
+    save_run(out, config, model, base.tokenizer)
+    MetricsLog(Path(out) / METRICS_FILE).write("probe_fit", 0, **fit, wall_s=round(wall_s, 2))
+    spec = replace(spec, taps=tuple(taps), trainable_params=model.label_head.kernel.size + model.label_head.bias.size,
+                   total_params=trainable_count(model, nnx.Param))
+    result = TrainResult(Path(out), config, model, base.tokenizer, final_step=0, train_loss=fit["train_loss"],
+                         val_loss=None, wall_s=wall_s, tokens_per_s=float(train_arrays["lengths"].sum()) / wall_s)
+    return _finish(out, spec, val_ex, result)
+
+
+def _finish(out: str | Path, spec: ClassifierSpec, val_ex: list[tuple[str, str]], result: TrainResult) -> FinetuneResult:
+    """Save the spec, reload the classifier from disk and log its accuracy on the held-out examples."""
     spec.save(out)
     classifier = load_classifier(out)
     scores = classifier.evaluate(val_ex)
@@ -176,7 +227,7 @@ def _trainable_filter(strategy: str, method: str, n_layers: int, train_layers: i
 def _max_len(base, method: str, labels: list[str], examples: list[tuple[str, str]]) -> int:
     """The padded length: the longest training text (or prompt + answer), capped by the model's context."""
     context = base.config.model.max_seq_len
-    if method == "head":
+    if method != "generative":
         return min(context, max(len(base.tokenizer.encode(text)) for _, text in examples))
     longest_answer = max(len(answer_ids(base.tokenizer, label)) for label in labels)
     longest = max(len(prompt_ids(base.tokenizer, text, 10**9)) for _, text in examples) + longest_answer

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from tinyslm.adapt.data import map_fixed_batches
 from tinyslm.adapt.lora import set_lora_dropout_key
 from tinyslm.errors import DataError
 from tinyslm.tokenizer import Tokenizer
@@ -96,10 +97,6 @@ def label_log_likelihoods(model: nnx.Module, prompts: list[list[int]], answers: 
     """
     pairs = [(p, a) for p in prompts for a in answers]
     windows, mask = answer_windows([p for p, _ in pairs], [a for _, a in pairs], max_len, pad_id)
-    fill = -len(pairs) % batch_size
-    windows = np.concatenate([windows, np.full((fill, max_len + 1), pad_id, np.int32)])
-    mask = np.concatenate([mask, np.zeros((fill, max_len), np.float32)])
     graphdef, state = nnx.split(model)
-    scores = [np.asarray(_answer_log_likelihood(graphdef, state, windows[i : i + batch_size], mask[i : i + batch_size]))
-              for i in range(0, len(windows), batch_size)]
-    return np.concatenate(scores)[: len(pairs)].reshape(len(prompts), len(answers))
+    scores = map_fixed_batches(partial(_answer_log_likelihood, graphdef, state), (windows, mask), batch_size)
+    return scores.reshape(len(prompts), len(answers))

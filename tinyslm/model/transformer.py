@@ -73,12 +73,7 @@ class TransformerLM(nnx.Module):
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(T), (B, T))
         keys = [None] * (c.n_layers + 1) if dropout_key is None else list(jax.random.split(dropout_key, c.n_layers + 1))
-
-        x = self.embed(tokens)  # (B, T, D)
-        if self.pos_embed is not None:
-            x = x + self.pos_embed(positions)
-        x = dropout(x.astype(COMPUTE_DTYPES[c.compute_dtype]), c.dropout, keys[0])
-        inv_freq = rope_frequencies(c.head_dim, c.rope_theta, c.rope_scaling) if c.positions == "rope" else None
+        x, inv_freq = self._embed(tokens, positions, keys[0])
 
         new_cache = None if cache is None else []
         for i, block in enumerate(self.blocks):
@@ -86,6 +81,32 @@ class TransformerLM(nnx.Module):
             if cache is not None:
                 new_cache.append(layer_cache)
         return self.final_norm(x), new_cache
+
+    def residual_stream(self, tokens: jax.Array, n_blocks: int) -> list[jax.Array]:
+        """tokens (B, T) -> the residual stream at layers 0..n_blocks, each (B, T, d_model).
+
+        Layer 0 is the embedded input, layer i the stream after block i (no final norm). What a
+        probe reads (:mod:`tinyslm.adapt.probe`): later blocks are never run.
+        """
+        B, T = tokens.shape
+        positions = jnp.broadcast_to(jnp.arange(T), (B, T))
+        x, inv_freq = self._embed(tokens, positions, None)
+        stream = [x]
+        for block in self.blocks[:n_blocks]:
+            x, _ = block(x, positions, inv_freq, None, None)
+            stream.append(x)
+        return stream
+
+    def _embed(self, tokens: jax.Array, positions: jax.Array, dropout_key: jax.Array | None
+               ) -> tuple[jax.Array, jax.Array | None]:
+        """tokens, positions (B, T) -> the stream entering block 1 (compute dtype), RoPE's frequencies (or None)."""
+        c = self.config
+        x = self.embed(tokens)  # (B, T, D)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed(positions)
+        x = dropout(x.astype(COMPUTE_DTYPES[c.compute_dtype]), c.dropout, dropout_key)
+        inv_freq = rope_frequencies(c.head_dim, c.rope_theta, c.rope_scaling) if c.positions == "rope" else None
+        return x, inv_freq
 
     def logits(self, hidden: jax.Array) -> jax.Array:
         """hidden (B, T, D) -> logits (B, T, V) in float32 (through the tied embedding or the head)."""
