@@ -26,7 +26,9 @@ from collections import defaultdict
 
 import numpy as np
 from flax import nnx
+from tqdm.auto import tqdm
 
+from tinyslm.adapt.baseline import tfidf_pipeline
 from tinyslm.adapt.data import near_duplicate_groups, pad_id_of, pad_sequences
 from tinyslm.adapt.probe import (
     PROBE_L2, PROMPT_TEMPLATE, ProbeClassifier, default_taps, extract_features, fit_logistic_regression,
@@ -81,17 +83,12 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, folds: list[np.ndar
 
 
 def tfidf_accuracy(examples: list[tuple[str, str]], folds: list[np.ndarray], c: float = 10.0) -> list[float]:
-    """The baseline on the same folds (1-2 grams, sublinear tf, C = 10 as in benchmarks/README.md)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
+    """The baseline on the same folds, with the ``C`` it picks on finetune's validation split (10)."""
     texts, labels = np.array([t for _, t in examples]), np.array([label for label, _ in examples])
     scores = []
     for held in folds:
         train = np.setdiff1d(np.arange(len(labels)), held)
-        model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                              LogisticRegression(C=c, max_iter=5000)).fit(texts[train], labels[train])
+        model = tfidf_pipeline(c).fit(texts[train], labels[train])
         scores.append(float((model.predict(texts[held]) == labels[held]).mean()))
     return scores
 
@@ -115,8 +112,6 @@ def main() -> None:
     probe = ProbeClassifier(run.model, len(names), tuple(taps), rngs=nnx.Rngs(0))
     ids = [run.tokenizer.encode(args.template.format(text=text)) for _, text in examples]
     tokens, lengths = pad_sequences(ids, max(map(len, ids)), pad_id_of(run.tokenizer))
-    from tqdm.auto import tqdm
-
     features = extract_features(probe, tokens, lengths, progress=lambda b: tqdm(b, desc="hidden states", unit="batch"))
     width = run.config.model.d_model
     columns = {tap: features[:, i * width : (i + 1) * width] for i, tap in enumerate(taps)}

@@ -45,23 +45,25 @@ class TfidfClassifier:
         return classification_scores(true, predicted, len(self.labels))
 
 
-def fit_tfidf(train: list[tuple[str, str]], val: list[tuple[str, str]], seed: int = 0) -> TfidfClassifier:
-    """Fit on ``train``, pick ``C`` from :data:`C_GRID` by validation macro-F1, and return the winner.
-
-    Features: word unigrams and bigrams, sublinear term frequency (1 + log tf), lowercase.
-    """
+def tfidf_pipeline(c: float, seed: int = 0) -> Any:
+    """An unfitted scikit-learn pipeline: word unigrams and bigrams, sublinear term frequency
+    (1 + log tf), lowercase, then logistic regression with inverse regularisation strength ``c``."""
     try:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
     except ImportError:
         raise TinySLMError("the TF-IDF baseline needs scikit-learn: pip install 'tinyslm[dev]'") from None
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                         LogisticRegression(C=c, max_iter=5000, random_state=seed))
 
+
+def fit_tfidf(train: list[tuple[str, str]], val: list[tuple[str, str]], seed: int = 0) -> TfidfClassifier:
+    """Fit :func:`tfidf_pipeline` on ``train`` for each ``C`` of :data:`C_GRID`; return the best by validation macro-F1."""
     texts, labels = [text for _, text in train], [label for label, _ in train]
     best = None
     for c in C_GRID:
-        pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                                 LogisticRegression(C=c, max_iter=5000, random_state=seed))
+        pipeline = tfidf_pipeline(c, seed)
         pipeline.fit(texts, labels)
         candidate = TfidfClassifier(pipeline, list(pipeline.classes_), c)
         score = candidate.evaluate(val)["macro_f1"]

@@ -71,8 +71,9 @@ def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE_JA
     wherever two texts' sets of lowercased word 3-grams have a Jaccard similarity >= ``threshold``
     (or, given ``word_threshold``, their sets of words one >= ``word_threshold``: looser paraphrases).
     Returns lists of indices, in order of their first member."""
-    shingles = [_word_trigrams(text) for text in texts]
-    words = [set(re.findall(r"\w+", text.lower())) for text in texts]
+    words = [re.findall(r"\w+", text.lower()) for text in texts]
+    shingles = [{tuple(w[i : i + 3]) for i in range(len(w) - 2)} for w in words]
+    vocabularies = [set(w) for w in words]
     parent = list(range(len(texts)))
 
     def root(i: int) -> int:
@@ -86,17 +87,14 @@ def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE_JA
             a, b = shingles[i], shingles[j]
             if a and b and len(a & b) >= threshold * len(a | b):
                 parent[root(i)] = root(j)
-            elif word_threshold is not None and len(words[i] & words[j]) >= word_threshold * len(words[i] | words[j]):
-                parent[root(i)] = root(j)
+            elif word_threshold is not None:
+                a, b = vocabularies[i], vocabularies[j]
+                if len(a & b) >= word_threshold * len(a | b):
+                    parent[root(i)] = root(j)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(texts)):
         groups[root(i)].append(i)
     return sorted(groups.values(), key=lambda members: members[0])
-
-
-def _word_trigrams(text: str) -> set[tuple[str, ...]]:
-    words = re.findall(r"\w+", text.lower())
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
 
 
 def pad_sequences(sequences: list[list[int]], max_len: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:

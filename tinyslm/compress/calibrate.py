@@ -173,32 +173,12 @@ def _probed(block: nnx.Module, i: int, grams: bool):
                 setattr(owner, name, getattr(owner, name).linear)
 
 
-class _FirstBlockInputs(Exception):
-    """Raised by :class:`_Catcher` to end a forward pass, carrying what block 0 was handed."""
-
-
-class _Catcher(nnx.Module):
-    """Stands in for block 0 for one (eager) call: stops the pass and hands back the block's arguments."""
-
-    def __call__(self, x: jax.Array, positions: jax.Array, inv_freq: jax.Array | None, *rest):
-        raise _FirstBlockInputs(x, positions, inv_freq)
-
-
 def _stream_into_first_block(model: TransformerLM, tokens: np.ndarray) -> tuple:
-    """(x, positions, inv_freq): what the model's own code hands block 0 for ``tokens`` (B, T).
-
-    The embedding (and learned positions, or the RoPE frequencies) is computed by the model itself;
-    a stand-in for block 0 catches its arguments and stops the pass, so nothing here re-implements
-    how a model starts."""
-    first = model.blocks[0]
-    model.blocks[0] = _Catcher()
-    try:
-        model.hidden_states(jnp.asarray(tokens))
-    except _FirstBlockInputs as caught:
-        return caught.args
-    finally:
-        model.blocks[0] = first
-    raise AssertionError("the model never called its first block")
+    """(x, positions, inv_freq): what the model's own code hands block 0 for ``tokens`` (B, T)."""
+    tokens = jnp.asarray(tokens)
+    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+    x, inv_freq = model.block_inputs(tokens, positions)
+    return x, positions, inv_freq
 
 
 @nnx.jit

@@ -73,7 +73,7 @@ class TransformerLM(nnx.Module):
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(T), (B, T))
         keys = [None] * (c.n_layers + 1) if dropout_key is None else list(jax.random.split(dropout_key, c.n_layers + 1))
-        x, inv_freq = self._embed(tokens, positions, keys[0])
+        x, inv_freq = self.block_inputs(tokens, positions, keys[0])
 
         new_cache = None if cache is None else []
         for i, block in enumerate(self.blocks):
@@ -90,16 +90,19 @@ class TransformerLM(nnx.Module):
         """
         B, T = tokens.shape
         positions = jnp.broadcast_to(jnp.arange(T), (B, T))
-        x, inv_freq = self._embed(tokens, positions, None)
+        x, inv_freq = self.block_inputs(tokens, positions)
         stream = [x]
         for block in self.blocks[:n_blocks]:
             x, _ = block(x, positions, inv_freq, None, None)
             stream.append(x)
         return stream
 
-    def _embed(self, tokens: jax.Array, positions: jax.Array, dropout_key: jax.Array | None
-               ) -> tuple[jax.Array, jax.Array | None]:
-        """tokens, positions (B, T) -> the stream entering block 1 (compute dtype), RoPE's frequencies (or None)."""
+    def block_inputs(self, tokens: jax.Array, positions: jax.Array, dropout_key: jax.Array | None = None
+                     ) -> tuple[jax.Array, jax.Array | None]:
+        """tokens, positions (B, T) -> the stream entering block 1 (compute dtype), RoPE's frequencies (or None).
+
+        Every block is called as ``block(x, positions, inv_freq, cache, dropout_key)``; code that
+        runs blocks one at a time (calibration, probes) starts from here."""
         c = self.config
         x = self.embed(tokens)  # (B, T, D)
         if self.pos_embed is not None:
