@@ -15,6 +15,12 @@ fall back to 3-grams alone, then to single texts). On such folds TF-IDF scores ~
 
 Prints one JSON object: per tap (``mean@i``, ``last@i``) and for the default pair, the mean and
 spread of validation accuracy over the folds, with TF-IDF + logistic regression on the same folds.
+``--augment N`` adds N word-dropout copies of each fold's training texts (never of its held-out
+ones), as ``tinyslm finetune --augment N`` does; ``--taps`` limits the scoring to a few taps
+(reading N+1 times the texts through every layer is slow on a CPU):
+
+    python benchmarks/probe_layers.py --run runs/smollm2 --taps last@24,mean@3 --augment 8
+
 A teaching model, not medical advice.
 """
 
@@ -29,7 +35,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from tinyslm.adapt.baseline import tfidf_pipeline
-from tinyslm.adapt.data import near_duplicate_groups, pad_id_of, pad_sequences
+from tinyslm.adapt.data import WORD_DROPOUT, near_duplicate_groups, pad_id_of, pad_sequences, word_dropout_copies
 from tinyslm.adapt.probe import (
     PROBE_L2, PROMPT_TEMPLATE, ProbeClassifier, default_taps, extract_features, fit_logistic_regression,
 )
@@ -70,13 +76,22 @@ def _fill(groups: list[list[int]], target: int, rng: np.random.Generator, tries:
     return None
 
 
-def probe_accuracy(features: np.ndarray, labels: np.ndarray, folds: list[np.ndarray], n_labels: int) -> list[float]:
-    """Validation accuracy per fold of logistic regression on standardised features (the probe's own fit)."""
+def probe_accuracy(features: np.ndarray, labels: np.ndarray, folds: list[np.ndarray], n_labels: int,
+                   noisy: np.ndarray | None = None, sources: np.ndarray | None = None) -> list[float]:
+    """Validation accuracy per fold of logistic regression on standardised features (the probe's own fit).
+
+    ``noisy`` (M, F): features of augmented copies, ``sources`` (M,) the example each copies; a fold
+    trains on the copies of its training examples too.
+    """
     scores = []
     for held in folds:
         train = np.setdiff1d(np.arange(len(labels)), held)
-        mean, scale = features[train].mean(0), features[train].std(0) + 1e-6
-        weights, bias, _, _ = fit_logistic_regression((features[train] - mean) / scale, labels[train], n_labels, PROBE_L2)
+        x, y = features[train], labels[train]
+        if noisy is not None:
+            copies = np.isin(sources, train)
+            x, y = np.concatenate([x, noisy[copies]]), np.concatenate([y, labels[sources[copies]]])
+        mean, scale = x.mean(0), x.std(0) + 1e-6
+        weights, bias, _, _ = fit_logistic_regression((x - mean) / scale, y, n_labels, PROBE_L2)
         predicted = np.asarray(((features[held] - mean) / scale) @ weights + bias).argmax(-1)
         scores.append(float((predicted == labels[held]).mean()))
     return scores
@@ -100,32 +115,52 @@ def main() -> None:
     parser.add_argument("--template", default=PROMPT_TEMPLATE, help="{text} marks where each text goes")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--per-label", type=int, default=7, help="held-out texts per label and fold")
-    parser.add_argument("--plot", help="write accuracy against layer to this PNG")
+    parser.add_argument("--taps", help="score only these taps (and the default pair), e.g. last@24,mean@3")
+    parser.add_argument("--augment", type=int, default=0, help="word-dropout copies of each training text")
+    parser.add_argument("--word-dropout", type=float, default=WORD_DROPOUT, help="chance a copy drops each word")
+    parser.add_argument("--plot", help="write accuracy against layer to this PNG (every tap scored)")
     args = parser.parse_args()
+    if args.plot and args.taps:
+        parser.error("--plot draws every layer: leave out --taps")
 
     run = load_run(args.run)
     n_layers = run.config.model.n_layers
     examples = load_labeled(args.data, "train")
     names = sorted({label for label, _ in examples})
     labels = np.array([names.index(label) for label, _ in examples])
-    taps = [f"{how}@{layer}" for layer in range(n_layers + 1) for how in ("mean", "last")]
-    probe = ProbeClassifier(run.model, len(names), tuple(taps), rngs=nnx.Rngs(0))
-    ids = [run.tokenizer.encode(args.template.format(text=text)) for _, text in examples]
-    tokens, lengths = pad_sequences(ids, max(map(len, ids)), pad_id_of(run.tokenizer))
-    features = extract_features(probe, tokens, lengths, progress=lambda b: tqdm(b, desc="hidden states", unit="batch"))
-    width = run.config.model.d_model
-    columns = {tap: features[:, i * width : (i + 1) * width] for i, tap in enumerate(taps)}
+    pair = default_taps(n_layers)
+    taps = (args.taps.split(",") if args.taps else
+            [f"{how}@{layer}" for layer in range(n_layers + 1) for how in ("mean", "last")])
+    read = list(dict.fromkeys([*taps, *pair]))
+    probe = ProbeClassifier(run.model, len(names), tuple(read), rngs=nnx.Rngs(0))
+    noisy_examples = word_dropout_copies(examples, args.augment, args.word_dropout, seed=0)
+    columns, noisy_columns = (_columns(run, probe, part, args.template, read) if part else None
+                              for part in (examples, noisy_examples))
+    sources = np.repeat(np.arange(len(examples)), args.augment)
     folds = paraphrase_aware_folds(examples, args.folds, args.per_label)
 
-    results = {tap: probe_accuracy(columns[tap], labels, folds, len(names)) for tap in tqdm(taps, desc="folds")}
-    pair = default_taps(n_layers)
-    results["+".join(pair)] = probe_accuracy(np.concatenate([columns[t] for t in pair], 1), labels, folds, len(names))
+    def score(chosen: list[str]) -> list[float]:
+        noisy = None if noisy_columns is None else np.concatenate([noisy_columns[t] for t in chosen], 1)
+        return probe_accuracy(np.concatenate([columns[t] for t in chosen], 1), labels, folds, len(names), noisy, sources)
+
+    results = {tap: score([tap]) for tap in tqdm(taps, desc="folds")}
+    results["+".join(pair)] = score(pair)
     results["tfidf"] = tfidf_accuracy(examples, folds)
     summary = {name: {"mean": round(float(np.mean(s)), 4), "std": round(float(np.std(s)), 4)} for name, s in results.items()}
     print(json.dumps({"run": args.run, "template": args.template, "folds": args.folds, "per_label": args.per_label,
-                      "l2": PROBE_L2, "accuracy": summary, "notice": "teaching model, not medical advice"}))
+                      "l2": PROBE_L2, "augment": args.augment, "word_dropout": args.word_dropout, "accuracy": summary,
+                      "notice": "teaching model, not medical advice"}))
     if args.plot:
         _plot(summary, n_layers, "+".join(pair), args.plot)
+
+
+def _columns(run, probe: ProbeClassifier, examples: list[tuple[str, str]], template: str, taps: list[str]) -> dict:
+    """Each tap's pooled hidden states of the templated texts, one (N, d_model) array per tap."""
+    ids = [run.tokenizer.encode(template.format(text=text)) for _, text in examples]
+    tokens, lengths = pad_sequences(ids, max(map(len, ids)), pad_id_of(run.tokenizer))
+    features = extract_features(probe, tokens, lengths, progress=lambda b: tqdm(b, desc="hidden states", unit="batch"))
+    width = run.config.model.d_model
+    return {tap: features[:, i * width : (i + 1) * width] for i, tap in enumerate(taps)}
 
 
 def _plot(summary: dict, n_layers: int, pair: str, path: str) -> None:

@@ -22,14 +22,14 @@ from tinyslm.adapt import (
     ClassifierSpec, LoRAConfig, SequenceClassifier, apply_lora, classification_scores, finetune, load_adapters,
     load_classifier, lora_layers, merge, merged_copy, pool, save_adapters, split_examples, trainable_count, unmerge,
 )
-from tinyslm.adapt.data import ExampleBatches, near_duplicate_groups, pad_sequences
+from tinyslm.adapt.data import ExampleBatches, near_duplicate_groups, pad_sequences, word_dropout_copies
 from tinyslm.adapt.generative import answer_windows
 from tinyslm.adapt.lora import LoRAParam
 from tinyslm.adapt.probe import PROBE_L2, PROMPT_TEMPLATE, ProbeClassifier, fit_logistic_regression, parse_taps
 from tinyslm.cli import main
 from tinyslm.config import ModelConfig, load_config
 from tinyslm.data import load_labeled
-from tinyslm.errors import ConfigError
+from tinyslm.errors import ConfigError, DataError
 from tinyslm.model import TransformerLM
 from tinyslm.train import train
 
@@ -305,29 +305,40 @@ def test_classify_text_prints_the_top_three_with_the_notice(lora_run, capsys):
 def test_finetune_cli_reports_json_and_errors_in_one_line(base_run, tmp_path, capsys):
     assert main(["finetune", "--run", str(base_run), "--data", "symptoms", "--train-layers", "0", "--no-progress",
                  "--set", "train.max_steps=4", "--set", "train.eval_interval=4", "--out", str(tmp_path / "probe"),
-                 "--json"]) == 0
+                 "--augment", "1", "--word-dropout", "0.3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["strategy"] == "last_blocks" and out["trainable_params"] == 32 * 24 + 24 + 32
+    spec = ClassifierSpec.load(tmp_path / "probe")
+    assert (spec.augment, spec.word_dropout) == (1, 0.3)
     assert 0.0 <= out["val_accuracy"] <= 1.0 and out["notice"] == "teaching model, not medical advice"
     assert main(["finetune", "--run", str(base_run), "--lora-rank", "4", "--train-layers", "1",
                  "--out", str(tmp_path / "x")]) == 2
     assert "not both" in capsys.readouterr().err
+    assert main(["finetune", "--run", str(base_run), "--word-dropout", "0.2", "--out", str(tmp_path / "x")]) == 2
+    assert "add --augment N" in capsys.readouterr().err
     assert main(["classify", "--run", str(base_run), "--text", "hello"]) == 2
     assert "not a classifier run" in capsys.readouterr().err
 
 
-def test_extra_data_adds_training_examples_only_and_must_share_the_labels(base_run, tmp_path, monkeypatch):
-    finetune_module = importlib.import_module("tinyslm.adapt.finetune")  # the module, not the function
-    real_load, seen = finetune_module.load_labeled, {}
-    extra = {"more": [("allergy", "I sneeze all spring long")] * 5, "alien": [("Martian flu", "my antennae droop")]}
-    monkeypatch.setattr(finetune_module, "load_labeled", lambda name, split: extra.get(name) or real_load(name, split))
+def _record_example_counts(monkeypatch) -> dict:
+    """Make fine-tuning record how many training and validation examples its batches are dealt from."""
+    seen = {}
 
     class Recording(ExampleBatches):
         def __init__(self, train_arrays, val_arrays, *args):
             seen["train"], seen["val"] = len(train_arrays["labels"]), len(val_arrays["labels"])
             super().__init__(train_arrays, val_arrays, *args)
 
-    monkeypatch.setattr(finetune_module, "ExampleBatches", Recording)
+    monkeypatch.setattr(importlib.import_module("tinyslm.adapt.finetune"), "ExampleBatches", Recording)
+    return seen
+
+
+def test_extra_data_adds_training_examples_only_and_must_share_the_labels(base_run, tmp_path, monkeypatch):
+    finetune_module = importlib.import_module("tinyslm.adapt.finetune")  # the module, not the function
+    real_load = finetune_module.load_labeled
+    extra = {"more": [("allergy", "I sneeze all spring long")] * 5, "alien": [("Martian flu", "my antennae droop")]}
+    monkeypatch.setattr(finetune_module, "load_labeled", lambda name, split: extra.get(name) or real_load(name, split))
+    seen = _record_example_counts(monkeypatch)
     train_ex, val_ex = split_examples(real_load("symptoms", "train"), 0.15, seed=load_config(None, BASE).train.seed)
     result = finetune(base_run, tmp_path / "extra", "symptoms", extra_data="more", train_layers=0,
                       overrides=QUICK, progress=False)
@@ -335,6 +346,36 @@ def test_extra_data_adds_training_examples_only_and_must_share_the_labels(base_r
     assert result.val["n"] == len(val_ex) and result.classifier.spec.extra_data == "more"
     with pytest.raises(ConfigError, match="Martian flu"):
         finetune(base_run, tmp_path / "alien", "symptoms", extra_data="alien", overrides=QUICK, progress=False)
+
+
+def test_word_dropout_copies_drop_words_at_the_rate_asked_and_never_empty_a_text():
+    examples = [("flu", "fever cough aches chills and a sore throat every evening"), ("acne", "spots"),
+                ("cold", "a runny nose")]
+    copies = word_dropout_copies(examples, 300, p=0.25, seed=3)
+    assert len(copies) == 900 and [label for label, _ in copies[::300]] == ["flu", "acne", "cold"]
+    for i, (_, text) in enumerate(examples):  # copy j of example i sits at i * copies + j
+        words = text.split()
+        for _, noisy in copies[i * 300 : (i + 1) * 300]:
+            kept = noisy.split()
+            assert kept and all(w in words for w in kept)  # a subsequence of the words, never empty
+            assert kept == [w for w in words if w in kept]
+    long_words = sum(len(text.split()) for _, text in copies[:300])
+    assert abs(1 - long_words / (300 * 10) - 0.25) < 0.03  # ~25% of the 10 words dropped
+    assert word_dropout_copies(examples, 2, p=0.0) == [ex for ex in examples for _ in range(2)]
+    assert word_dropout_copies(examples, 4, seed=1) == word_dropout_copies(examples, 4, seed=1)
+    assert word_dropout_copies(examples, 0) == []
+    with pytest.raises(DataError, match="word-dropout rate"):
+        word_dropout_copies(examples, 2, p=1.0)
+
+
+def test_augmentation_adds_noisy_training_copies_only(base_run, tmp_path, monkeypatch):
+    seen = _record_example_counts(monkeypatch)
+    train_ex, val_ex = split_examples(load_labeled("symptoms", "train"), 0.15, seed=load_config(None, BASE).train.seed)
+    result = finetune(base_run, tmp_path / "aug", "symptoms", augment=3, train_layers=0, overrides=QUICK,
+                      progress=False)
+    assert seen == {"train": 4 * len(train_ex), "val": len(val_ex)}  # validation texts stay as written
+    assert result.val["n"] == len(val_ex)
+    assert result.classifier.spec.augment == 3 and ClassifierSpec.load(tmp_path / "aug").word_dropout == 0.15
 
 
 # ------------------------------------------------------------------------------------- the probe

@@ -253,11 +253,14 @@ def _finetune(args: argparse.Namespace) -> dict:
     if args.lora_rank is not None:
         lora = LoRAConfig(rank=args.lora_rank, alpha=args.lora_alpha or 2.0 * args.lora_rank,
                           dropout=args.lora_dropout, targets=tuple(args.lora_targets.split(",")))
+    if args.word_dropout is not None and not args.augment:
+        raise TinySLMError("--word-dropout sets how --augment makes its copies: add --augment N")
     print(f"Fine-tuning {args.run} on {args.data} ({args.method}) into {args.out}", file=sys.stderr)
     result = finetune(args.run, args.out, args.data, method=args.method, pooling=args.pooling, lora=lora,
                       train_layers=args.train_layers, val_fraction=args.val_fraction, extra_data=args.extra_data,
                       taps=args.taps.split(",") if args.taps else None, template=args.template,
-                      overrides=args.set, progress=not args.no_progress)
+                      augment=args.augment, overrides=args.set, progress=not args.no_progress,
+                      **({} if args.word_dropout is None else {"word_dropout": args.word_dropout}))
     summary = result.summary()
     share = summary["trainable_params"] / summary["total_params"]
     print(f"\nDone: {summary['strategy']} fine-tuning, {summary['trainable_params']:,} of "
@@ -602,6 +605,7 @@ weights (e.g. a structurally pruned teacher: Minitron's prune-then-distill) and 
   tinyslm finetune --run runs/default --task classify --data symptom2disease --train-layers 1 --out runs/cls-last
   tinyslm finetune --run runs/default --task classify --data symptom2disease --method generative --out runs/cls-gen
   tinyslm finetune --run runs/smollm2 --task classify --method probe --out runs/cls-probe   (taps last@24,mean@3)
+  tinyslm finetune --run runs/smollm2 --task classify --method probe --augment 8 --out runs/cls-probe-aug
   tinyslm finetune --run runs/default --task classify --set train.max_steps=600 --set train.lr=5e-4 --out runs/c2
 
 Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or --csv test.csv.""",
@@ -623,6 +627,11 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
                    "embeddings, i = after block i; default: last at 80%% of the depth, mean at 10%%)")
     p.add_argument("--template", help="head and probe: wrap each text, {text} marks where (probe default: "
                    "'This patient\'s description: \"{text}\" means in one word: \"')")
+    p.add_argument("--augment", type=int, default=0, metavar="N", help="also train on N copies of every training "
+                   "text with words dropped at random (default 0; the probe on SmolLM2 gained on cross-validation "
+                   "with 8; N times slower to read)")
+    p.add_argument("--word-dropout", type=float, metavar="P",
+                   help="with --augment: the chance that each word is dropped from a copy (default 0.15)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of each label held out for validation")
     p.add_argument("--extra-data", metavar="NAME", help="also train on this labelled dataset's train split, e.g. "
                    "symptoms (generated descriptions of the same conditions); validation stays on --data")

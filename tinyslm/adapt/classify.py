@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 from flax import nnx
 
-from tinyslm.adapt.data import map_fixed_batches, pad_id_of, pad_sequences
+from tinyslm.adapt.data import WORD_DROPOUT, map_fixed_batches, pad_id_of, pad_sequences
 from tinyslm.adapt.generative import answer_ids, label_log_likelihoods, prompt_ids
 from tinyslm.adapt.head import SequenceClassifier
 from tinyslm.adapt.lora import LoRAConfig
@@ -78,6 +78,8 @@ class ClassifierSpec:
     data: str = "symptom2disease"
     extra_data: str | None = None  # a second labelled dataset added to the training examples only
     val_fraction: float = 0.15
+    augment: int = 0  # word-dropout copies of each training text (tinyslm.adapt.data.word_dropout_copies)
+    word_dropout: float = WORD_DROPOUT
     trainable_params: int = 0
     total_params: int = 0
 

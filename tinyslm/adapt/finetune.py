@@ -36,7 +36,9 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from tinyslm.adapt.classify import ADAPTERS_DIR, Classifier, ClassifierSpec, load_classifier
-from tinyslm.adapt.data import ExampleBatches, pad_id_of, pad_sequences, split_examples
+from tinyslm.adapt.data import (
+    WORD_DROPOUT, ExampleBatches, pad_id_of, pad_sequences, split_examples, word_dropout_copies,
+)
 from tinyslm.adapt.generative import answer_ids, answer_loss, answer_windows, prompt_ids
 from tinyslm.adapt.head import POOLINGS, SequenceClassifier, classification_loss
 from tinyslm.adapt.lora import LoRAConfig, LoRAParam, apply_lora, merged_copy, save_adapters, trainable_count
@@ -77,8 +79,9 @@ class FinetuneResult:
 def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease", *, method: str = "head",
              pooling: str = "mean", lora: LoRAConfig | None = None, train_layers: int | None = None,
              max_len: int | None = None, val_fraction: float = 0.15, extra_data: str | None = None,
-             taps: tuple[str, ...] | None = None, template: str | None = None,
-             overrides: tuple[str, ...] | list[str] = (), progress: bool = True) -> FinetuneResult:
+             taps: tuple[str, ...] | None = None, template: str | None = None, augment: int = 0,
+             word_dropout: float = WORD_DROPOUT, overrides: tuple[str, ...] | list[str] = (),
+             progress: bool = True) -> FinetuneResult:
     """Fine-tune the language model of ``base_run`` on dataset ``data``'s train split into run ``out``.
 
     ``method``: ``head`` (a label head on pooled hidden states), ``probe`` (logistic regression on
@@ -87,7 +90,9 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
     blocks; neither -> full fine-tuning. ``template`` wraps each text (``{text}`` marks where; a
     probe's default is :data:`~tinyslm.adapt.probe.PROMPT_TEMPLATE`, otherwise the bare text).
     ``max_len`` caps the tokens read per text (default: the longest training text, up to the
-    model's context): shorter is faster and cuts long texts' ends. ``overrides`` are
+    model's context): shorter is faster and cuts long texts' ends. ``augment`` adds that many
+    copies of every training text with each word dropped with probability ``word_dropout``
+    (:func:`~tinyslm.adapt.data.word_dropout_copies`; validation texts stay whole). ``overrides`` are
     ``train.*=value`` settings (``train.lr=1e-3``) or ``model.dropout``.
     """
     if method not in ("head", "probe", "generative"):
@@ -118,6 +123,7 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
 
     train_ex, val_ex = split_examples(load_labeled(data, "train"), val_fraction, seed=base.config.train.seed)
     labels = sorted({label for label, _ in train_ex})
+    train_ex = train_ex + word_dropout_copies(train_ex, augment, word_dropout, seed=base.config.train.seed)
     if extra_data is not None:
         train_ex = train_ex + _extra_examples(extra_data, data, labels)
     # What the model reads: for head and probe, each text in its template (the spec keeps it for classify).
@@ -128,7 +134,8 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
     train_arrays = encode(base.tokenizer, labels, train_in, max_len)
     spec = ClassifierSpec(labels=tuple(labels), method=method, pooling=pooling, strategy=strategy,
                           train_layers=train_layers, lora=lora, max_len=max_len, template=template,
-                          base_run=str(base_run), data=data, extra_data=extra_data, val_fraction=val_fraction)
+                          base_run=str(base_run), data=data, extra_data=extra_data, val_fraction=val_fraction,
+                          augment=augment, word_dropout=word_dropout)
     if method == "probe":
         base_config = replace(base.config, data=DataConfig(name=data, val_fraction=val_fraction))
         return _fit_probe_run(base, base_config, out, spec, taps or default_taps(n_layers), train_arrays, val_ex,
