@@ -359,8 +359,8 @@ def test_word_dropout_copies_drop_words_at_the_rate_asked_and_never_empty_a_text
             kept = noisy.split()
             assert kept and all(w in words for w in kept)  # a subsequence of the words, never empty
             assert kept == [w for w in words if w in kept]
-    long_words = sum(len(text.split()) for _, text in copies[:300])
-    assert abs(1 - long_words / (300 * 10) - 0.25) < 0.03  # ~25% of the 10 words dropped
+    kept_words = sum(len(text.split()) for _, text in copies[:300])
+    assert abs(1 - kept_words / (300 * 10) - 0.25) < 0.03  # ~25% of the 10 words dropped
     assert word_dropout_copies(examples, 2, p=0.0) == [ex for ex in examples for _ in range(2)]
     assert word_dropout_copies(examples, 4, seed=1) == word_dropout_copies(examples, 4, seed=1)
     assert word_dropout_copies(examples, 0) == []
