@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from probe_layers import paraphrase_aware_folds, tfidf_accuracy
-from tinyslm.adapt.data import map_fixed_batches, pad_id_of, pad_sequences
+from probe_layers import paraphrase_aware_folds, prompted_tokens, tfidf_accuracy
+from tinyslm.adapt.data import map_fixed_batches
 from tinyslm.adapt.head import classification_loss
 from tinyslm.adapt.probe import PROMPT_TEMPLATE, ProbeClassifier, default_taps, fit_probe
 from tinyslm.config import TrainConfig
@@ -64,8 +64,7 @@ def main() -> None:
     examples = load_labeled("symptom2disease", "train")
     names = sorted({label for label, _ in examples})
     labels = np.array([names.index(label) for label, _ in examples], np.int32)
-    ids = [run.tokenizer.encode(PROMPT_TEMPLATE.format(text=text)) for _, text in examples]
-    tokens, lengths = pad_sequences(ids, max(map(len, ids)), pad_id_of(run.tokenizer))
+    tokens, lengths = prompted_tokens(run.tokenizer, examples, PROMPT_TEMPLATE)
     folds = paraphrase_aware_folds(examples, args.folds, args.per_label)[: args.max_folds]
     base_weights = nnx.state(run.model)
     taps = default_taps(run.config.model.n_layers)

@@ -154,10 +154,15 @@ def main() -> None:
         _plot(summary, n_layers, "+".join(pair), args.plot)
 
 
+def prompted_tokens(tokenizer, examples: list[tuple[str, str]], template: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each text wrapped in ``template`` and encoded: tokens (N, longest) padded at the end, lengths (N,)."""
+    ids = [tokenizer.encode(template.format(text=text)) for _, text in examples]
+    return pad_sequences(ids, max(map(len, ids)), pad_id_of(tokenizer))
+
+
 def _columns(run, probe: ProbeClassifier, examples: list[tuple[str, str]], template: str, taps: list[str]) -> dict:
     """Each tap's pooled hidden states of the templated texts, one (N, d_model) array per tap."""
-    ids = [run.tokenizer.encode(template.format(text=text)) for _, text in examples]
-    tokens, lengths = pad_sequences(ids, max(map(len, ids)), pad_id_of(run.tokenizer))
+    tokens, lengths = prompted_tokens(run.tokenizer, examples, template)
     features = extract_features(probe, tokens, lengths, progress=lambda b: tqdm(b, desc="hidden states", unit="batch"))
     width = run.config.model.d_model
     return {tap: features[:, i * width : (i + 1) * width] for i, tap in enumerate(taps)}
