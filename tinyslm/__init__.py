@@ -3,7 +3,7 @@
 Importing tinyslm turns on one XLA:CPU setting before JAX starts its backend: matrix
 multiplications go through XLA's YNNPACK library fusion. On this project's 2-core CPU it ran
 1024x1024 float32 matmuls at ~175 GFLOP/s instead of ~89 when it was chosen (the default path
-used one core for them); with jax 0.10.2 the two paths tie (re-measured 2026-11-23, see the
+used one core for them); re-measured on 2026-11-23, a noisy day, the two paths tied (see the
 README). It changes nothing on GPU or TPU. To opt out, set ``XLA_FLAGS`` yourself before importing
 tinyslm (any value containing ``xla_cpu_experimental_ynn_fusion_type`` is left alone), or set
 ``TINYSLM_DEFAULT_XLA_FLAGS=0``.
