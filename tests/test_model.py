@@ -149,6 +149,19 @@ def test_blocked_attention_matches_naive_values_and_gradients(monkeypatch, T, bl
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_attention_weights_are_a_scaled_softmax_over_visible_keys_in_float32():
+    scores = RNG.standard_normal((2, 1, 1, 3, 5)).astype(np.float32)  # (B, Hkv, G, T, S)
+    visible = RNG.random((2, 3, 5)) < 0.6
+    visible[..., 0] = True  # every query sees at least one key
+    weights = attention_module.attention_weights(jnp.asarray(scores, jnp.bfloat16), visible, head_dim=16)
+    assert weights.dtype == jnp.float32
+    scaled = np.asarray(jnp.asarray(scores, jnp.bfloat16), np.float32) / 4.0
+    expected = np.where(visible[:, None, None], np.exp(scaled), 0.0)
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(weights, expected, atol=1e-6)
+    assert np.all(np.asarray(weights)[~np.broadcast_to(visible[:, None, None], weights.shape)] == 0.0)
+
+
 def test_gqa_with_repeated_kv_heads_equals_mha():
     B, T, H, Hkv, D = 1, 6, 6, 2, 4
     q = RNG.standard_normal((B, T, H, D)).astype(np.float32)

@@ -69,6 +69,16 @@ class LayerCache:
         )
 
 
+def attention_weights(scores: jax.Array, visible: jax.Array, head_dim: int) -> jax.Array:
+    """Scaled, masked softmax over the keys: scores (B, Hkv, G, T, S), visible (B, T, S) -> float32 weights.
+
+    Scores are divided by sqrt(head_dim) so their spread does not grow with the head size, hidden
+    keys get -inf (weight exactly 0), and the softmax runs in float32 whatever the compute dtype.
+    """
+    scores = scores.astype(jnp.float32) / jnp.sqrt(jnp.float32(head_dim))
+    return jax.nn.softmax(jnp.where(visible[:, None, None], scores, -jnp.inf), axis=-1)
+
+
 def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
     """Attention written out step by step (the lesson's version).
 
@@ -78,10 +88,9 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax.
     B, T, H, D = q.shape
     n_kv = k.shape[2]
     q = q.reshape(B, T, n_kv, H // n_kv, D)  # split query heads into groups that share a KV head
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k) / jnp.sqrt(D).astype(q.dtype)  # (B, Hkv, G, T, S)
+    scores = jnp.einsum("btkgd,bskd->bkgts", q, k)  # (B, Hkv, G, T, S)
     visible = k_positions[:, None, :] <= q_positions[:, :, None]  # (B, T, S)
-    scores = jnp.where(visible[:, None, None], scores.astype(jnp.float32), -jnp.inf)
-    weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    weights = attention_weights(scores, visible, D).astype(v.dtype)
     out = jnp.einsum("bkgts,bskd->btkgd", weights, v)  # (B, T, Hkv, G, D)
     return out.reshape(B, T, H, D)
 
@@ -119,11 +128,10 @@ def blocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax
     for t0 in range(0, T, block):
         t1 = min(T, t0 + block)
         rows_q = q[:, :, t0:t1].reshape(B * n_kv, G * (t1 - t0), D)  # G heads x (t1 - t0) queries
-        scores = jnp.einsum("nrd,nsd->nrs", rows_q, k[:, :t1]) / jnp.sqrt(D).astype(q.dtype)
-        scores = scores.reshape(B, n_kv, G, t1 - t0, t1).astype(jnp.float32)
+        scores = jnp.einsum("nrd,nsd->nrs", rows_q, k[:, :t1]).reshape(B, n_kv, G, t1 - t0, t1)
         visible = k_positions[:, None, :t1] <= q_positions[:, t0:t1, None]  # (B, t1 - t0, t1)
-        weights = jax.nn.softmax(jnp.where(visible[:, None, None], scores, -jnp.inf), axis=-1)
-        out = jnp.einsum("nrs,nsd->nrd", weights.astype(v.dtype).reshape(B * n_kv, G * (t1 - t0), t1), v[:, :t1])
+        weights = attention_weights(scores, visible, D).astype(v.dtype)
+        out = jnp.einsum("nrs,nsd->nrd", weights.reshape(B * n_kv, G * (t1 - t0), t1), v[:, :t1])
         rows.append(out.reshape(B * n_kv, G, t1 - t0, D))
     out = jnp.concatenate(rows, axis=2).reshape(B, n_kv, G, T, D)
     return out.transpose(0, 3, 1, 2, 4).reshape(B, T, H, D)
