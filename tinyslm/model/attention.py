@@ -104,8 +104,9 @@ def blocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax
       ``B * n_kv_heads`` matrix products whose rows are the ``G`` query heads x ``T`` queries that
       share one key/value head. XLA:CPU runs such plain 3-D batched products far faster than the
       5-D einsum with its batch dimensions in the middle: at the wide benchmark shape (8 x 6 heads
-      x 256 x 64), forward and backward took 44-51 ms instead of 58-63 on the 2-core CPU (PyTorch's
-      fused kernel: 26-32); at the Shakespeare recipe's (12 x 4 x 64 x 32) the two tie.
+      x 256 x 64), forward and backward took 41-56 ms instead of ~63 on the 2-core CPU (PyTorch's
+      fused kernel: 27-43, median ~31: ``benchmarks/attention_core.py``); at the Shakespeare
+      recipe's (12 x 4 x 64 x 32) the two tie.
     * **Causal blocks.** When the keys are the queries' own tokens in order (``k_positions is
       q_positions``: training, scoring, a prompt without a cache), the queries ``t0 <= t < t1`` can
       only see keys ``s < t1``. Attending block by block to that prefix alone skips most of the
