@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 import tinyslm  # noqa: F401  (sets the XLA:CPU defaults before JAX starts)
 import jax
 import jax.numpy as jnp
