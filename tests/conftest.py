@@ -6,7 +6,7 @@ compilation cache lets every process after the first load the compiled program f
 set here, before any test imports JAX, through the environment, so that subprocesses and notebook
 kernels inherit it. Entries are keyed by the program and the compiler options, so a stale entry is
 never used; the folder is ``.pytest_cache/jax-compilation-cache`` (capped at 1 GiB; delete it
-freely). An ``JAX_COMPILATION_CACHE_DIR`` already set is left alone.
+freely). A ``JAX_COMPILATION_CACHE_DIR`` already set is left alone.
 """
 
 import importlib.metadata
