@@ -8,7 +8,7 @@ device's peak arithmetic that the model's own math uses:
 A training step costs about 6 FLOPs per parameter per token (2 forward, 4 backward) plus the
 attention scores, 12 * n_layers * seq_len * d_model per token (:func:`flops_per_token`). That
 holds for pretraining only; the trainer credits each task with XLA's count of its own traced
-step (:func:`tinyslm.train.step.gradient_flops`), which is this formula for pretraining and less
+step (:func:`tinyslm.train.step.step_flops`), which is this formula for pretraining and less
 when weights are frozen. The peak is a published figure for GPUs and TPUs; on a CPU there is no
 honest published figure, so tinyslm measures one: the speed of a large float32 matrix
 multiplication on this machine.

@@ -34,7 +34,7 @@ from tinyslm.train.checkpoint import (
 from tinyslm.train.metrics import MetricsLog, device_peak_flops, flops_per_token, plot_losses
 from tinyslm.train.optim import learning_rate_schedule, make_optimizer
 from tinyslm.train.parallel import check_batch_divides, is_main_process, make_mesh, shard_batch, shard_weights
-from tinyslm.train.step import gradient_flops, make_eval_step, make_train_step
+from tinyslm.train.step import make_eval_step, make_train_step, step_flops
 from tinyslm.train.task import PRETRAINING, TrainingTask
 
 
@@ -150,7 +150,9 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     schedule = learning_rate_schedule(tc)
     base_key = jax.random.key(tc.seed)
     tokens_per_step = tc.batch_size * tc.grad_accum * tc.seq_len
-    step_flops = _step_flops(graphdef, task, params, frozen, batches.train(start), config)
+    first_batch = shard_batch(batches.train(start), mesh, leading_axes=1)
+    flops_per_step = _step_flops(train_step, params, opt_state, first_batch, jax.random.fold_in(base_key, start),
+                                 frozen, config)
     peak, peak_source = device_peak_flops()
 
     def evaluate(step: int) -> float:
@@ -175,7 +177,7 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
     t_start = t_mark = time.perf_counter()
     tokens_timed, time_timed, mark_step = 0, 0.0, start
     if start == 0:
-        log.write("start", 0, peak_flops=peak, peak_source=peak_source, flops_per_step=step_flops)
+        log.write("start", 0, peak_flops=peak, peak_source=peak_source, flops_per_step=flops_per_step)
 
     with stop.installed():
         for step in range(start, tc.max_steps):
@@ -196,7 +198,7 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
             else:
                 tokens_timed, time_timed = tokens_timed + interval_tokens, time_timed + interval_s
             rate = tokens_timed / time_timed if time_timed else interval_tokens / interval_s
-            mfu = rate / tokens_per_step * step_flops / peak
+            mfu = rate / tokens_per_step * flops_per_step / peak
             lr = float(schedule(step))
             log.write("train", done, loss=loss, lr=lr, grad_norm=float(metrics["grad_norm"]),
                       tokens_per_s=round(rate, 1), mfu=round(mfu, 4), elapsed_s=round(now - t_start, 2))
@@ -237,12 +239,11 @@ def _check_finite(pending: list[tuple[int, jax.Array]], checkpointer: Checkpoint
     return losses[-1][1]
 
 
-def _step_flops(graphdef, task: TrainingTask, params, frozen, batch, config: RunConfig) -> float:
-    """Model FLOPs of one optimizer step: XLA's count of one micro-batch's loss and gradient, times
-    the micro-batches (the PaLM formula where the backend gives no count)."""
-    micro_batches = jax.tree.leaves(batch)[0].shape[0]
-    flops = gradient_flops(graphdef, task.loss, params, jax.tree.map(lambda leaf: leaf[0], batch), frozen)
+def _step_flops(train_step, params, opt_state, batch, key, frozen, config: RunConfig) -> float:
+    """Model FLOPs of one optimizer step: XLA's count of the step about to run first (the PaLM
+    formula where the backend gives no count)."""
+    flops = step_flops(train_step, params, opt_state, batch, key, frozen)
     if flops is None:
         tc = config.train
         return flops_per_token(config.model, tc.seq_len) * tc.batch_size * tc.grad_accum * tc.seq_len
-    return flops * micro_batches
+    return flops
