@@ -162,6 +162,7 @@ def test_split_is_stratified_seeded_and_keeps_near_duplicates_together():
     assert sorted(train_ex + val_ex) == sorted(examples)
     assert {label for label, _ in val_ex} == {"a", "b"}
     assert split_examples(examples, 0.2, seed=0) == (train_ex, val_ex)
+    assert split_examples(examples, 0.0, seed=0) == (examples, [])  # nothing held out
     held_twins = sum(text.startswith(twins) for _, text in val_ex)
     assert held_twins in (0, 3)  # the three paraphrases are never split up
     assert near_duplicate_groups([f"{twins} 1", "nothing alike at all here", f"{twins} 2"]) == [[0, 2], [1]]
@@ -415,12 +416,14 @@ def test_probe_taps_are_checked(taps, message):
         parse_taps(taps, n_layers=2)
 
 
-def test_probe_run_fits_its_head_on_the_frozen_model_and_round_trips(base_run, tmp_path):
+@pytest.mark.parametrize("val_fraction", [0.15, 0.0])  # 0: fitted on every training text, nothing held out
+def test_probe_run_fits_its_head_on_the_frozen_model_and_round_trips(base_run, tmp_path, val_fraction):
     from tinyslm.train import load_run
 
     result = finetune(base_run, tmp_path / "probe", "symptoms", method="probe", taps=("last@2", "mean@1"),
-                      progress=False)
+                      val_fraction=val_fraction, progress=False)
     spec, model = result.classifier.spec, result.classifier.model
+    assert (result.val is None) == (val_fraction == 0) and spec.val_fraction == val_fraction
     assert spec.method == spec.strategy == "probe" and spec.taps == ("last@2", "mean@1")
     assert spec.template == PROMPT_TEMPLATE and spec.trainable_params == 2 * 32 * 24 + 24
     assert ClassifierSpec.load(tmp_path / "probe") == spec
@@ -428,7 +431,7 @@ def test_probe_run_fits_its_head_on_the_frozen_model_and_round_trips(base_run, t
     np.testing.assert_array_equal(model.lm.blocks[1].mlp.up.kernel[...], base.blocks[1].mlp.up.kernel[...])
     # the fitted head is the optimum: the same probabilities as scikit-learn's fit on the same features
     linear_model = pytest.importorskip("sklearn.linear_model")
-    train_ex, _ = split_examples(load_labeled("symptoms", "train"), 0.15, seed=load_config(None, BASE).train.seed)
+    train_ex, _ = split_examples(load_labeled("symptoms", "train"), val_fraction, seed=load_config(None, BASE).train.seed)
     texts = [text for _, text in train_ex]
     tokens, lengths = pad_sequences([result.classifier.tokenizer.encode(PROMPT_TEMPLATE.format(text=t)) for t in texts],
                                     spec.max_len, 0)
@@ -446,3 +449,5 @@ def test_probe_options_are_refused_where_they_do_not_apply(base_run, tmp_path):
         finetune(base_run, tmp_path / "b", "symptoms", method="probe", lora=LoRAConfig(rank=2), progress=False)
     with pytest.raises(ConfigError, match="must contain"):
         finetune(base_run, tmp_path / "c", "symptoms", method="probe", template="no slot", progress=False)
+    with pytest.raises(ConfigError, match="only --method probe"):
+        finetune(base_run, tmp_path / "d", "symptoms", val_fraction=0.0, progress=False)

@@ -265,8 +265,11 @@ def _finetune(args: argparse.Namespace) -> dict:
     share = summary["trainable_params"] / summary["total_params"]
     print(f"\nDone: {summary['strategy']} fine-tuning, {summary['trainable_params']:,} of "
           f"{summary['total_params']:,} parameters trained ({share:.2%}), {summary['wall_s']:.0f} s")
-    print(f"Validation ({result.val['n']} held-out training examples): accuracy {result.val['accuracy']:.3f} · "
-          f"macro-F1 {result.val['macro_f1']:.3f}")
+    if result.val is None:
+        print("Validation: none (--val-fraction 0: fitted on every training example)")
+    else:
+        print(f"Validation ({result.val['n']} held-out training examples): accuracy {result.val['accuracy']:.3f} · "
+              f"macro-F1 {result.val['macro_f1']:.3f}")
     print(f"Run directory: {args.out}; try: tinyslm classify --run {args.out} --text \"...\"  ({NOTICE})")
     return {**summary, "notice": NOTICE}
 
@@ -632,7 +635,8 @@ Then: tinyslm classify --run runs/cls-lora --text "My skin is red and itchy" or 
                    "with 8; N times slower to read)")
     p.add_argument("--word-dropout", type=float, metavar="P",
                    help="with --augment: the chance that each word is dropped from a copy (default 0.15)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="share of each label held out for validation")
+    p.add_argument("--val-fraction", type=float, default=0.15, help="share of each label held out for validation "
+                   "(default 0.15); probe only: 0 fits on every training text, for settings chosen by cross-validation")
     p.add_argument("--extra-data", metavar="NAME", help="also train on this labelled dataset's train split, e.g. "
                    "symptoms (generated descriptions of the same conditions); validation stays on --data")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -27,7 +27,7 @@ from tinyslm.tokenizer import Tokenizer
 def split_examples(examples: list[tuple[str, str]], val_fraction: float, seed: int
                    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Split ``(label, text)`` pairs into (train, validation): about ``val_fraction`` of each label
-    (at least one example) is held out, chosen at random with ``seed``.
+    (at least one example) is held out, chosen at random with ``seed``; 0 holds nothing out.
 
     Near-duplicates stay on one side. Datasets collected by asking people (or a model) to describe a
     condition several times are full of close paraphrases; with one in training and its twin in
@@ -36,8 +36,10 @@ def split_examples(examples: list[tuple[str, str]], val_fraction: float, seed: i
     linked, and each linked group is held out (or kept) whole, which is how Symptom2Disease's own
     test split was cut.
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if val_fraction == 0.0:
+        return list(examples), []
     by_label: dict[str, list[int]] = defaultdict(list)
     for i, (label, _) in enumerate(examples):
         by_label[label].append(i)

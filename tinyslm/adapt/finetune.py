@@ -20,8 +20,10 @@ strategy        trained                                  why
 =============== ======================================== ===========================================
 
 Part of the training data (``val_fraction`` of each label, seeded) is held out: the training loop
-reports its loss, and after training the classifier's accuracy on it is logged. The dataset's test
-split is never read here.
+reports its loss, and after training the classifier's accuracy on it is logged. A probe, whose
+settings come from cross-validation rather than from a training loop, may hold out nothing
+(``val_fraction=0``) and be fitted on every training text. The dataset's test split is never read
+here.
 """
 
 from __future__ import annotations
@@ -64,13 +66,13 @@ class FinetuneResult:
 
     run_dir: Path
     classifier: Classifier
-    val: dict  # accuracy, macro_f1, n on the held-out part of the training data
+    val: dict | None  # accuracy, macro_f1, n on the held-out part of the training data (None: none held out)
     train: TrainResult
 
     def summary(self) -> dict:
-        spec = self.classifier.spec
+        spec, val = self.classifier.spec, self.val or {}
         return {"run_dir": str(self.run_dir), "method": spec.method, "strategy": spec.strategy,
-                "val_accuracy": self.val["accuracy"], "val_macro_f1": self.val["macro_f1"],
+                "val_accuracy": val.get("accuracy"), "val_macro_f1": val.get("macro_f1"),
                 "trainable_params": spec.trainable_params, "total_params": spec.total_params,
                 "final_step": self.train.final_step, "train_loss": self.train.train_loss,
                 "wall_s": round(self.train.wall_s, 2)}
@@ -105,6 +107,9 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
         raise ConfigError("a probe trains only its head on the frozen model: drop --lora-rank / --train-layers")
     if method == "probe" and overrides:
         raise ConfigError("--set tunes the training loop, and a probe has none (its fit is closed-form)")
+    if val_fraction == 0 and method != "probe":
+        raise ConfigError("--val-fraction 0 holds nothing out, and a training loop needs validation examples; "
+                          "only --method probe can fit on every training text")
     if taps is not None and method != "probe":
         raise ConfigError("--taps applies to --method probe only")
     if template is not None and method == "generative":
@@ -136,8 +141,8 @@ def finetune(base_run: str | Path, out: str | Path, data: str = "symptom2disease
                           train_layers=train_layers, lora=lora, max_len=max_len, template=template,
                           base_run=str(base_run), data=data, extra_data=extra_data, val_fraction=val_fraction,
                           augment=augment, word_dropout=word_dropout)
-    if method == "probe":
-        base_config = replace(base.config, data=DataConfig(name=data, val_fraction=val_fraction))
+    if method == "probe":  # a run's data section needs a validation share; the spec keeps the true one (maybe 0)
+        base_config = replace(base.config, data=DataConfig(name=data, val_fraction=val_fraction or DataConfig.val_fraction))
         return _fit_probe_run(base, base_config, out, spec, taps or default_taps(n_layers), train_arrays, val_ex,
                               progress)
     val_arrays = encode(base.tokenizer, labels, val_in, max_len)
@@ -193,9 +198,11 @@ def _fit_probe_run(base, config, out: str | Path, spec: ClassifierSpec, taps: tu
 
 
 def _finish(out: str | Path, spec: ClassifierSpec, val_ex: list[tuple[str, str]], result: TrainResult) -> FinetuneResult:
-    """Save the spec, reload the classifier from disk and log its accuracy on the held-out examples."""
+    """Save the spec, reload the classifier from disk and log its accuracy on the held-out examples (if any)."""
     spec.save(out)
     classifier = load_classifier(out)
+    if not val_ex:
+        return FinetuneResult(Path(out), classifier, None, result)
     scores = classifier.evaluate(val_ex)
     val = {key: scores[key] for key in ("accuracy", "macro_f1", "n")}
     MetricsLog(Path(out) / METRICS_FILE).write("classify_val", result.final_step, **val)
