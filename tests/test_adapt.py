@@ -22,10 +22,14 @@ from tinyslm.adapt import (
     ClassifierSpec, LoRAConfig, SequenceClassifier, apply_lora, classification_scores, finetune, load_adapters,
     load_classifier, lora_layers, merge, merged_copy, pool, save_adapters, split_examples, trainable_count, unmerge,
 )
-from tinyslm.adapt.data import ExampleBatches, near_duplicate_groups, pad_sequences, word_dropout_copies
+from tinyslm.adapt.data import (
+    ExampleBatches, map_length_buckets, near_duplicate_groups, pad_sequences, word_dropout_copies,
+)
 from tinyslm.adapt.generative import answer_windows
 from tinyslm.adapt.lora import LoRAParam
-from tinyslm.adapt.probe import PROBE_L2, PROMPT_TEMPLATE, ProbeClassifier, fit_logistic_regression, parse_taps
+from tinyslm.adapt.probe import (
+    PROBE_L2, PROMPT_TEMPLATE, ProbeClassifier, extract_features, fit_logistic_regression, parse_taps,
+)
 from tinyslm.cli import main
 from tinyslm.config import ModelConfig, load_config
 from tinyslm.data import load_labeled
@@ -166,6 +170,21 @@ def test_split_is_stratified_seeded_and_keeps_near_duplicates_together():
     held_twins = sum(text.startswith(twins) for _, text in val_ex)
     assert held_twins in (0, 3)  # the three paraphrases are never split up
     assert near_duplicate_groups([f"{twins} 1", "nothing alike at all here", f"{twins} 2"]) == [[0, 2], [1]]
+
+
+def test_length_buckets_cut_padding_and_keep_the_rows_order():
+    lengths = np.array([3, 40, 17, 5, 33, 16, 2])
+    tokens, _ = pad_sequences([list(range(1, n + 1)) for n in lengths], 40, 0)
+    seen = []
+
+    def first_tokens_sum(tokens, lengths):  # reads each row's real tokens only, as a causal model does
+        seen.append(tokens.shape)
+        return np.array([row[:n].sum() for row, n in zip(tokens, lengths)])
+
+    out = map_length_buckets(first_tokens_sum, tokens, lengths, batch_size=2, multiple=16)
+    np.testing.assert_array_equal(out, lengths * (lengths + 1) // 2)
+    assert sorted(set(seen)) == [(2, 16), (2, 32), (2, 40)]  # widths 16 and 32, and the 40 columns there are
+    assert len(seen) == 4  # 4 rows of width 16 in 2 batches; 1 of width 32 and 2 of 40, one batch each
 
 
 def test_word_set_overlap_links_looser_paraphrases():
@@ -436,6 +455,7 @@ def test_probe_run_fits_its_head_on_the_frozen_model_and_round_trips(base_run, t
     tokens, lengths = pad_sequences([result.classifier.tokenizer.encode(PROMPT_TEMPLATE.format(text=t)) for t in texts],
                                     spec.max_len, 0)
     features = np.asarray(model.features(jnp.asarray(tokens), jnp.asarray(lengths)))
+    np.testing.assert_allclose(extract_features(model, tokens, lengths), features, atol=1e-5)  # padding cut: same
     standard = (features - features.mean(0)) / (features.std(0) + 1e-6)
     reference = linear_model.LogisticRegression(C=1 / (PROBE_L2 * len(texts)), tol=1e-10, max_iter=5000).fit(
         standard, [spec.labels.index(label) for label, _ in train_ex])

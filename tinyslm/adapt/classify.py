@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 from flax import nnx
 
-from tinyslm.adapt.data import WORD_DROPOUT, map_fixed_batches, pad_id_of, pad_sequences
+from tinyslm.adapt.data import WORD_DROPOUT, map_length_buckets, pad_id_of, pad_sequences
 from tinyslm.adapt.generative import answer_ids, label_log_likelihoods, prompt_ids
 from tinyslm.adapt.head import SequenceClassifier
 from tinyslm.adapt.lora import LoRAConfig
@@ -158,7 +158,7 @@ class Classifier:
         ids = [self.tokenizer.encode(self.spec.template.format(text=text)) for text in texts]
         tokens, lengths = pad_sequences(ids, self.spec.max_len, pad_id_of(self.tokenizer))
         graphdef, state = nnx.split(self.model)
-        return map_fixed_batches(partial(_classifier_logits, graphdef, state), (tokens, lengths), batch_size)
+        return map_length_buckets(partial(_classifier_logits, graphdef, state), tokens, lengths, batch_size)
 
     def _label_likelihoods(self, texts: list[str], batch_size: int) -> np.ndarray:
         answers = [answer_ids(self.tokenizer, label) for label in self.spec.labels]

@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from tinyslm.adapt.data import map_fixed_batches
+from tinyslm.adapt.data import map_length_buckets
 from tinyslm.adapt.head import Pooling, pool
 from tinyslm.errors import ConfigError
 from tinyslm.model import TransformerLM
@@ -115,9 +115,9 @@ def fit_probe(model: ProbeClassifier, tokens: np.ndarray, lengths: np.ndarray, l
 
 def extract_features(model: ProbeClassifier, tokens: np.ndarray, lengths: np.ndarray, batch_size: int = 16,
                      progress=None) -> np.ndarray:
-    """(N, T) tokens, (N,) lengths -> (N, taps * D) float32 features, in fixed-shape batches (one compile)."""
+    """(N, T) tokens, (N,) lengths -> (N, taps * D) float32 features, in batches of similar length (one compile each)."""
     graphdef, state = nnx.split(model)
-    return map_fixed_batches(partial(_features, graphdef, state), (tokens, lengths), batch_size, progress)
+    return map_length_buckets(partial(_features, graphdef, state), tokens, lengths, batch_size, progress)
 
 
 @partial(jax.jit, static_argnums=0)
