@@ -150,11 +150,15 @@ def map_fixed_batches(fn, arrays: tuple[np.ndarray, ...], batch_size: int, progr
     compiles once, whatever the number of rows. ``progress`` (tqdm-like) may wrap the batches.
     """
     n = len(arrays[0])
-    fill = -n % batch_size
-    padded = [np.concatenate([a, np.repeat(a[:1], fill, 0)]) for a in arrays]
-    starts = range(0, n + fill, batch_size)
-    out = [np.asarray(fn(*(a[i : i + batch_size] for a in padded))) for i in (progress(starts) if progress else starts)]
+    batches = _fixed_batches(np.arange(n), batch_size)
+    out = [np.asarray(fn(*(a[rows] for a in arrays))) for rows in (progress(batches) if progress else batches)]
     return np.concatenate(out)[:n]
+
+
+def _fixed_batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row indices in batches of exactly ``batch_size``; the last is filled up with copies of the first row."""
+    rows = np.concatenate([rows, np.repeat(rows[:1], -len(rows) % batch_size)])
+    return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
 
 
 LENGTH_BUCKET = 16  # map_length_buckets cuts each batch's columns to a multiple of this many tokens
@@ -176,9 +180,7 @@ def map_length_buckets(fn, tokens: np.ndarray, lengths: np.ndarray, batch_size: 
     widths = np.minimum(-(-lengths // multiple) * multiple, tokens.shape[1])
     batches = []  # (row indices, width)
     for width in np.unique(widths):
-        rows = np.flatnonzero(widths == width)
-        rows = np.concatenate([rows, np.repeat(rows[:1], -len(rows) % batch_size)])
-        batches += [(rows[i : i + batch_size], width) for i in range(0, len(rows), batch_size)]
+        batches += [(rows, width) for rows in _fixed_batches(np.flatnonzero(widths == width), batch_size)]
     out: np.ndarray | None = None
     for rows, width in progress(batches) if progress else batches:
         result = np.asarray(fn(tokens[rows, :width], lengths[rows]))
