@@ -14,19 +14,22 @@ version of this measurement read ~40% too fast that way. The peer is
 Shapes (batch, tokens, heads, head_dim): ``wide`` (8, 256, 6, 64) and ``shakespeare``
 (12, 64, 4, 32) are the two models of ``train_throughput.py``; ``default`` (16, 128, 4, 32) is
 ``configs/default.yaml``'s. Each figure is the median ms per call over runs of 5 calls,
-tinyslm first, then PyTorch.
+tinyslm first, then PyTorch. ``blocked`` is timed twice: as tinyslm runs it (through the fused
+C++ kernel of ``tinyslm.model.cpu_kernels`` where it builds) and as XLA's own ops
+(``TINYSLM_CPU_KERNELS=0``), reported as ``tinyslm_blocked_xla_ms``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import tinyslm  # noqa: F401  (sets the XLA:CPU defaults before JAX starts)
 import jax
 import jax.numpy as jnp
 
-from tinyslm.model.attention import ATTENTION_IMPLEMENTATIONS
+from tinyslm.model.attention import ATTENTION_IMPLEMENTATIONS, blocked_attention
 from train_throughput import median_ms
 
 SHAPES = {"wide": (8, 256, 6, 64), "shakespeare": (12, 64, 4, 32), "default": (16, 128, 4, 32)}
@@ -81,6 +84,10 @@ def main() -> None:
         row = {"B,T,H,D": shape}
         for impl in args.impl:
             row[f"tinyslm_{impl}_ms"] = round(median_ms(tinyslm_call(ATTENTION_IMPLEMENTATIONS[impl], shape), args.calls, 3), 2)
+            if impl == "blocked":  # and once more without the fused C++ kernel: XLA's own ops
+                os.environ["TINYSLM_CPU_KERNELS"] = "0"
+                row["tinyslm_blocked_xla_ms"] = round(median_ms(tinyslm_call(blocked_attention, shape), args.calls, 3), 2)
+                del os.environ["TINYSLM_CPU_KERNELS"]
         row["torch_sdpa_ms"] = round(median_ms(torch_call(shape), args.calls, 3), 2)
         report["shapes"][name] = row
     print(json.dumps(report))

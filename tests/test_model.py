@@ -10,6 +10,7 @@ from flax import nnx
 
 from tinyslm.config import ModelConfig, RopeScaling
 from tinyslm.model import attention as attention_module
+from tinyslm.model import cpu_kernels
 from tinyslm.model import (
     TransformerLM,
     apply_rope,
@@ -147,6 +148,39 @@ def test_blocked_attention_matches_naive_values_and_gradients(monkeypatch, T, bl
     np.testing.assert_allclose(blocked, np_attention(*map(np.asarray, (q, k, v))), atol=1e-5)
     for got, want in zip(blocked_grads, naive_grads):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_the_fused_cpu_kernel_builds_wherever_a_compiler_exists():
+    x = jnp.zeros((1, 1, 1, 16))
+    assert cpu_kernels.available(x, x) == (cpu_kernels._compiler() is not None)
+
+
+@pytest.mark.parametrize("B,T,H,Hkv,D", [(2, 150, 4, 2, 16), (3, 64, 3, 3, 32), (1, 1, 2, 1, 64), (1, 129, 2, 2, 48)])
+def test_fused_cpu_kernel_matches_naive_values_and_gradients(B, T, H, Hkv, D):
+    """Tiles of 64: a short last tile, exactly one tile, a single token, a tile of one row; GQA."""
+    q, k, v, probe = (jnp.asarray(RNG.standard_normal((B, T, h, D)), jnp.float32) for h in (H, Hkv, Hkv, H))
+    if not cpu_kernels.available(q, k):
+        pytest.skip("no C++ compiler: tinyslm uses the pure-JAX path")
+    pos = jnp.broadcast_to(jnp.arange(T), (B, T))
+    fused = jax.jit(cpu_kernels.flash_attention)(q, k, v)
+    np.testing.assert_allclose(fused, np_attention(*map(np.asarray, (q, k, v))), atol=1e-5)
+    loss = lambda attend: lambda q, k, v: jnp.sum(attend(q, k, v) * probe)
+    fused_grads = jax.jit(jax.grad(loss(cpu_kernels.flash_attention), argnums=(0, 1, 2)))(q, k, v)
+    naive_grads = jax.grad(loss(lambda q, k, v: causal_attention(q, k, v, pos, pos)), argnums=(0, 1, 2))(q, k, v)
+    for got, want in zip(fused_grads, naive_grads):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_blocked_attention_takes_the_fused_kernel_on_cpu_unless_turned_off(monkeypatch):
+    q = jnp.asarray(RNG.standard_normal((2, 70, 2, 16)), jnp.float32)
+    pos = jnp.broadcast_to(jnp.arange(70), (2, 70))
+    if not cpu_kernels.available(q, q):
+        pytest.skip("no C++ compiler: tinyslm uses the pure-JAX path")
+    trace = lambda: str(jax.make_jaxpr(lambda x: blocked_attention(x, x, x, pos, pos))(q))
+    with_kernel, value = trace(), blocked_attention(q, q, q, pos, pos)
+    monkeypatch.setenv("TINYSLM_CPU_KERNELS", "0")
+    assert "tinyslm_flash_forward" in with_kernel and "tinyslm_flash_forward" not in trace()
+    np.testing.assert_allclose(blocked_attention(q, q, q, pos, pos), value, atol=1e-5)
 
 
 def test_attention_weights_are_a_scaled_softmax_over_visible_keys_in_float32():

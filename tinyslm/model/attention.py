@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tinyslm.config import ModelConfig
+from tinyslm.model import cpu_kernels
 from tinyslm.model.embedding import apply_rope
 from tinyslm.model.linear import Linear
 
@@ -114,11 +115,19 @@ def blocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax
       16. This is the idea of FlashAttention's causal tiling (Dao et al. 2022, arXiv:2205.14135)
       without the fused kernel, which XLA cannot express on a CPU.
 
+    Both still run every block's scores, mask and softmax as separate XLA ops over whole tensors
+    in memory. So on the CPU in float32, when :mod:`tinyslm.model.cpu_kernels` could build its
+    fused C++ kernel, training and scoring go through that kernel instead, which keeps each
+    64 x 64 tile of scores in cache: the same numbers to float32 rounding, and at the wide
+    benchmark shape about twice as fast forward and backward (``benchmarks/attention_core.py``).
+
     With a cache (decoding) it is exactly :func:`causal_attention`.
     q (B, T, H, D); k, v (B, S, Hkv, D); positions as in :func:`causal_attention` -> (B, T, H, D).
     """
     if k_positions is not q_positions:
         return causal_attention(q, k, v, q_positions, k_positions)
+    if cpu_kernels.available(q, k):
+        return cpu_kernels.flash_attention(q, k, v)
     B, T, H, D = q.shape
     n_kv = k.shape[2]
     G = H // n_kv
