@@ -70,7 +70,8 @@ class ModelConfig:
     rope_theta: float = 10000.0
     rope_scaling: RopeScaling | None = None
     init_std: float = 0.02
-    # "blocked": queries in blocks that skip the masked triangle (fastest on a CPU);
+    # "blocked": on a CPU in float32 a fused C++ kernel (tinyslm.model.cpu_kernels), else queries
+    # in blocks that skip the masked triangle (the fastest on a CPU either way);
     # "naive": the lesson's step-by-step einsum; "fused": jax.nn.dot_product_attention (cuDNN on GPU)
     attention: Literal["blocked", "naive", "fused"] = "blocked"
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
