@@ -8,7 +8,8 @@ scores in cache (Dao et al. 2022, arXiv:2205.14135; Dao 2023, arXiv:2307.08691).
 
 The first call compiles the C++ file with the system's compiler (``$CXX``, else ``g++``, else
 ``clang++``; a few seconds) into ``~/.cache/tinyslm/kernels`` (``$TINYSLM_CACHE_DIR`` moves it),
-keyed by a hash of the source, the flags and the jaxlib version, and registers it with
+keyed by a hash of the source, the flags, the jaxlib version and the CPU's features (the
+library is built for this CPU with ``-march=native``), and registers it with
 ``jax.ffi``. Later processes load the cached library. When no compiler is found or the build
 fails, :func:`available` says False once, with a warning that says why, and attention falls back
 to the pure-JAX path: slower, same numbers. ``TINYSLM_CPU_KERNELS=0`` turns the kernel off.
@@ -23,6 +24,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -45,9 +47,18 @@ def _compiler() -> str | None:
     return None
 
 
+def _cpu_features() -> str:
+    """What ``-march=native`` compiles for: the CPU's feature flags (Linux), else its name."""
+    try:
+        return next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        return platform.machine() + platform.processor()
+
+
 def _build(compiler: str) -> Path:
-    """Compile the kernel into the cache (once per source, flags and jaxlib) and return the library's path."""
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join([compiler, *FLAGS, jaxlib.__version__]).encode()).hexdigest()[:16]
+    """Compile the kernel into the cache (once per source, flags, jaxlib and CPU) and return the library's path."""
+    recipe = " ".join([compiler, *FLAGS, jaxlib.__version__, _cpu_features()])
+    key = hashlib.sha256(SOURCE.read_bytes() + recipe.encode()).hexdigest()[:16]
     cache = Path(os.environ.get("TINYSLM_CACHE_DIR", Path.home() / ".cache" / "tinyslm")) / "kernels"
     library = cache / f"flash_attention_cpu-{key}.so"
     if not library.exists():
