@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tinyslm import cache_root
 from tinyslm.config import DataConfig
 from tinyslm.errors import DataError
 
@@ -116,8 +117,7 @@ def get_dataset(name: str) -> Dataset:
 
 def cache_dir() -> Path:
     """The folder downloads are kept in: ``$TINYSLM_CACHE_DIR/data`` or ``~/.cache/tinyslm/data``."""
-    root = os.environ.get("TINYSLM_CACHE_DIR") or Path.home() / ".cache" / "tinyslm"
-    return Path(root).expanduser() / "data"
+    return cache_root() / "data"
 
 
 def dataset_file(name: str, filename: str) -> Path:

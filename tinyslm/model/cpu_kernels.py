@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import jaxlib
 
+from tinyslm import cache_root
+
 SOURCE = Path(__file__).with_name("flash_attention_cpu.cc")
 FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-std=c++17", "-shared", "-fPIC", "-pthread"]
 THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -59,7 +61,7 @@ def _build(compiler: str) -> Path:
     """Compile the kernel into the cache (once per source, flags, jaxlib and CPU) and return the library's path."""
     recipe = " ".join([compiler, *FLAGS, jaxlib.__version__, _cpu_features()])
     key = hashlib.sha256(SOURCE.read_bytes() + recipe.encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("TINYSLM_CACHE_DIR", Path.home() / ".cache" / "tinyslm")) / "kernels"
+    cache = cache_root() / "kernels"
     library = cache / f"flash_attention_cpu-{key}.so"
     if not library.exists():
         cache.mkdir(parents=True, exist_ok=True)
