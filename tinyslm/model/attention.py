@@ -119,7 +119,7 @@ def blocked_attention(q: jax.Array, k: jax.Array, v: jax.Array, q_positions: jax
     in memory. So on the CPU in float32, when :mod:`tinyslm.model.cpu_kernels` could build its
     fused C++ kernel, training and scoring go through that kernel instead, which keeps each
     64 x 64 tile of scores in cache: the same numbers to float32 rounding, and at the wide
-    benchmark shape about twice as fast forward and backward (``benchmarks/attention_core.py``).
+    benchmark shape 1.2-2.3x as fast forward and backward (``benchmarks/attention_core.py``).
 
     With a cache (decoding) it is exactly :func:`causal_attention`.
     q (B, T, H, D); k, v (B, S, Hkv, D); positions as in :func:`causal_attention` -> (B, T, H, D).
