@@ -19,6 +19,7 @@ def cache_root() -> Path:
     """Where tinyslm keeps what it downloads or builds: ``$TINYSLM_CACHE_DIR``, else ``~/.cache/tinyslm``."""
     return Path(os.environ.get("TINYSLM_CACHE_DIR") or Path.home() / ".cache" / "tinyslm").expanduser()
 
+
 CPU_XLA_FLAG = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT"
 
 
