@@ -3,13 +3,18 @@
 The peer is Hugging Face ``transformers``' ``GPT2LMHeadModel`` with the same shape (biases, tied
 embeddings, tanh GELU, no dropout) trained by ``torch.optim.AdamW``; tinyslm runs its own compiled
 train step (AdamW, clipping, the lot). Both in float32 on the CPU, both on the same batch shape,
-one after the other in this process (never at the same time: they would fight for the cores).
+in this process, taking turns (never at the same time: they would fight for the cores).
 
     python benchmarks/train_throughput.py              # both sizes, prints one JSON object
-    python benchmarks/train_throughput.py --sizes shakespeare --steps 30
+    python benchmarks/train_throughput.py --sizes shakespeare --rounds 12
 
-Reported per size: median ms/step and tokens/s of each, their ratio, and tinyslm's MFU against
-the measured float32 matmul peak of this machine.
+The two take turns in rounds: tinyslm times 10 steps (two runs of 5), then PyTorch does, and
+the next round starts with PyTorch. A short rest before each turn lets the other's idle threads
+stop spinning. A shared machine's load drifts over minutes; taking turns puts the same drift on
+both, so the ratio of each round is fair even when the absolute times are not.
+
+Reported per size: the median over rounds of each one's ms/step and tokens/s, the per-round ratios
+and their median, and tinyslm's MFU against the measured float32 matmul peak of this machine.
 """
 
 from __future__ import annotations
@@ -99,11 +104,24 @@ def torch_step(size: dict) -> tuple[Callable, int]:
     return step, sum(p.numel() for p in model.parameters())
 
 
+def interleaved_ms(steps: dict[str, Callable], rounds: int, steps_per_round: int, pause_s: float) -> dict[str, list[float]]:
+    """Per-round median ms/step of each step function, the functions taking turns (order reversed every round)."""
+    names = list(steps)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            time.sleep(pause_s)
+            times[name].append(median_ms(steps[name], steps_per_round, warmup=1))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    parser.add_argument("--steps", type=int, default=40, help="timed steps of each (in runs of 5)")
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8, help="turns each of tinyslm and PyTorch takes")
+    parser.add_argument("--steps-per-round", type=int, default=10, help="timed steps per turn (in runs of 5)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each before the first round")
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds of rest before each turn")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (match the cores)")
     args = parser.parse_args()
 
@@ -119,13 +137,19 @@ def main() -> None:
         ours, config = tinyslm_step(size)
         peer, torch_params = torch_step(size)
         assert torch_params == param_count(config), "the peer must have exactly tinyslm's parameters"
-        ours_ms = median_ms(ours, args.steps, args.warmup)  # one after the other: alternating runs would
-        torch_ms = median_ms(peer, args.steps, args.warmup)  # let one's idle threads slow the other down
+        for step in (ours, peer):
+            for _ in range(args.warmup):
+                step(sync=True)
+        times = interleaved_ms({"tinyslm": ours, "torch": peer}, args.rounds, args.steps_per_round, args.pause)
+        ratios = [t / o for o, t in zip(times["tinyslm"], times["torch"])]
+        ours_ms, torch_ms = float(np.median(times["tinyslm"])), float(np.median(times["torch"]))
         report["sizes"][name] = {
-            **size, "params": param_count(config),
+            **size, "params": param_count(config), "rounds": args.rounds,
             "tinyslm_ms_per_step": round(ours_ms, 2), "torch_ms_per_step": round(torch_ms, 2),
             "tinyslm_tokens_per_s": round(tokens / ours_ms * 1e3), "torch_tokens_per_s": round(tokens / torch_ms * 1e3),
-            "speedup_vs_torch": round(torch_ms / ours_ms, 3),
+            "speedup_vs_torch": round(float(np.median(ratios)), 3),
+            "speedup_per_round": [round(r, 3) for r in ratios],
+            "rounds_tinyslm_faster": sum(r > 1 for r in ratios),
             "tinyslm_mfu": round(flops_per_token(config, size["seq_len"]) * tokens / (ours_ms / 1e3) / peak, 4),
         }
     print(json.dumps(report))
