@@ -57,17 +57,17 @@ def _cpu_features() -> str:
         return platform.machine() + platform.processor()
 
 
-def _build(compiler: str) -> Path:
-    """Compile the kernel into the cache (once per source, flags, jaxlib and CPU) and return the library's path."""
+def _build(compiler: str, source: Path = SOURCE) -> Path:
+    """Compile ``source`` into the cache (once per source, flags, jaxlib and CPU) and return the library's path."""
     recipe = " ".join([compiler, *FLAGS, jaxlib.__version__, _cpu_features()])
-    key = hashlib.sha256(SOURCE.read_bytes() + recipe.encode()).hexdigest()[:16]
+    key = hashlib.sha256(source.read_bytes() + recipe.encode()).hexdigest()[:16]
     cache = cache_root() / "kernels"
     library = cache / f"flash_attention_cpu-{key}.so"
     if not library.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:  # build aside, then rename: safe with parallel builds
             built = Path(tmp) / library.name
-            command = [compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(built)]
+            command = [compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", str(source), "-o", str(built)]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
@@ -86,9 +86,14 @@ def _load() -> bool:
     except (OSError, RuntimeError) as error:
         warnings.warn(f"tinyslm: the fused CPU attention kernel did not build; using the pure-JAX path. {error}")
         return False
-    for name, symbol in (("tinyslm_flash_forward", "TinyslmFlashForward"), ("tinyslm_flash_backward", "TinyslmFlashBackward")):
-        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
+    register(library, "tinyslm_flash")
     return True
+
+
+def register(library: ctypes.CDLL, prefix: str) -> None:
+    """Register a built kernel library's two handlers as FFI targets ``{prefix}_forward`` and ``{prefix}_backward``."""
+    for name, symbol in ((f"{prefix}_forward", "TinyslmFlashForward"), (f"{prefix}_backward", "TinyslmFlashBackward")):
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
 
 
 def available(q: jax.Array, k: jax.Array) -> bool:
@@ -103,31 +108,38 @@ def available(q: jax.Array, k: jax.Array) -> bool:
     )
 
 
-def _forward_call(q, k, v):
-    B, T, H, _ = q.shape
-    out = (jax.ShapeDtypeStruct(q.shape, jnp.float32), jax.ShapeDtypeStruct((B, H, T), jnp.float32))
-    return jax.ffi.ffi_call("tinyslm_flash_forward", out, vmap_method="sequential")(q, k, v, threads=THREADS)
+def attention_op(prefix: str):
+    """Causal attention with a custom gradient over the FFI targets ``{prefix}_forward`` / ``_backward``.
 
-
-@jax.custom_vjp
-def flash_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-    """Causal softmax attention, fused: q (B, T, H, D), k, v (B, T, Hkv, D) -> (B, T, H, D).
-
-    Query t sees keys 0..t; query head h uses key/value head h // (H // Hkv).
+    tinyslm's own is :func:`flash_attention`; ``benchmarks/kernel_ab.py`` builds a second one from
+    another version of the C++ file to time the two side by side in one process.
     """
-    return _forward_call(q, k, v)[0]
+
+    def forward_call(q, k, v):
+        B, T, H, _ = q.shape
+        out = (jax.ShapeDtypeStruct(q.shape, jnp.float32), jax.ShapeDtypeStruct((B, H, T), jnp.float32))
+        return jax.ffi.ffi_call(f"{prefix}_forward", out, vmap_method="sequential")(q, k, v, threads=THREADS)
+
+    @jax.custom_vjp
+    def attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+        """Causal softmax attention, fused: q (B, T, H, D), k, v (B, T, Hkv, D) -> (B, T, H, D).
+
+        Query t sees keys 0..t; query head h uses key/value head h // (H // Hkv).
+        """
+        return forward_call(q, k, v)[0]
+
+    def forward(q, k, v):
+        out, lse = forward_call(q, k, v)
+        return out, (q, k, v, out, lse)
+
+    def backward(residuals, d_out):
+        q, k, v, out, lse = residuals
+        shapes = tuple(jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in (q, k, v))
+        call = jax.ffi.ffi_call(f"{prefix}_backward", shapes, vmap_method="sequential")
+        return call(q, k, v, out, lse, d_out, threads=THREADS)
+
+    attention.defvjp(forward, backward)
+    return attention
 
 
-def _forward(q, k, v):
-    out, lse = _forward_call(q, k, v)
-    return out, (q, k, v, out, lse)
-
-
-def _backward(residuals, d_out):
-    q, k, v, out, lse = residuals
-    shapes = tuple(jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in (q, k, v))
-    call = jax.ffi.ffi_call("tinyslm_flash_backward", shapes, vmap_method="sequential")
-    return call(q, k, v, out, lse, d_out, threads=THREADS)
-
-
-flash_attention.defvjp(_forward, _backward)
+flash_attention = attention_op("tinyslm_flash")

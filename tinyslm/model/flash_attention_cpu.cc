@@ -62,8 +62,10 @@ inline vec exp_vec(vec x) {
   return p * (vec)bits;
 }
 
-// C (M x N) = [C +] A (M x K) @ B (K x N), all row-major with leading dimensions lda, ldb, ldc.
+// C (M x N) = [C +] A @ B, all row-major with leading dimensions lda, ldb, ldc, where A is M x K or,
+// when TransposedA, A^T is stored (K x M: A's columns are contiguous, as for P^T in the backward).
 // M % 4 == 0 and N % 16 == 0: each step keeps a 4 x 16 block of C in registers.
+template <bool TransposedA = false>
 void matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
             float* C, int64_t ldc, bool accumulate) {
   for (int64_t i = 0; i < M; i += 4) {
@@ -75,7 +77,7 @@ void matmul(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const 
         vec b0 = load(B + k * ldb + j), b1 = load(B + k * ldb + j + LANES);
         KEEP_IN_REGISTERS(b0, b1);  // the row of B stays in registers: 6 loads per 8 FMAs, not 12
         for (int r = 0; r < 4; ++r) {
-          float a = A[(i + r) * lda + k];
+          float a = TransposedA ? A[k * lda + i + r] : A[(i + r) * lda + k];
           c[r][0] += a * b0;
           c[r][1] += a * b1;
         }
@@ -153,9 +155,13 @@ void forward_head(const Shape& s, int64_t b, int64_t h, const float* q, const fl
                   float* o, float* lse, float* scratch) {
   const int64_t D = s.D, kh = h / s.group();
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  float *Q = scratch, *Kt = Q + TILE * D, *V = Kt + D * TILE, *S = V + TILE * D, *P = S + TILE * TILE,
-        *O = P + TILE * TILE, *m = O + TILE * D, *l = m + TILE;
+  float *Q = scratch, *V = Q + TILE * D, *S = V + TILE * D, *P = S + TILE * TILE, *O = P + TILE * TILE,
+        *m = O + TILE * D, *l = m + TILE, *Kt = l + TILE;
   const int64_t q_stride = s.H * D, kv_stride = s.Hkv * D;
+  for (int64_t s0 = 0; s0 < s.T; s0 += TILE) {  // every key tile of this head, transposed once: D x TILE each
+    load_rows(k + ((b * s.T + s0) * s.Hkv + kh) * D, kv_stride, std::min(TILE, s.T - s0), D, 1.0f, V);
+    transpose(TILE, D, V, D, Kt + s0 * D, TILE);
+  }
   for (int64_t t0 = 0; t0 < s.T; t0 += TILE) {
     const int64_t rows = std::min(TILE, s.T - t0);
     load_rows(q + ((b * s.T + t0) * s.H + h) * D, q_stride, rows, D, scale, Q);
@@ -164,10 +170,8 @@ void forward_head(const Shape& s, int64_t b, int64_t h, const float* q, const fl
     std::fill(l, l + TILE, 0.0f);
     for (int64_t s0 = 0; s0 < t0 + rows; s0 += TILE) {  // key tiles up to the diagonal
       const int64_t cols = std::min(TILE, s.T - s0);
-      load_rows(k + ((b * s.T + s0) * s.Hkv + kh) * D, kv_stride, cols, D, 1.0f, V);
-      transpose(TILE, D, V, D, Kt, TILE);
       load_rows(v + ((b * s.T + s0) * s.Hkv + kh) * D, kv_stride, cols, D, 1.0f, V);
-      matmul(TILE, TILE, D, Q, D, Kt, TILE, S, TILE, false);
+      matmul(TILE, TILE, D, Q, D, Kt + s0 * D, TILE, S, TILE, false);
       for (int64_t r = 0; r < TILE; ++r) {
         const int64_t visible = r < rows ? std::min(cols, t0 + r - s0 + 1) : 0;
         if (visible <= 0) { std::fill(P + r * TILE, P + (r + 1) * TILE, 0.0f); continue; }
@@ -195,8 +199,8 @@ void backward_kv_head(const Shape& s, int64_t b, int64_t kh, const float* q, con
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t q_stride = s.H * D, kv_stride = s.Hkv * D;
   float *K = scratch, *Ks = K + TILE * D, *Kt = Ks + TILE * D, *Vt = Kt + D * TILE, *Q = Vt + D * TILE,
-        *dO = Q + TILE * D, *S = dO + TILE * D, *P = S + TILE * TILE, *Pt = P + TILE * TILE,
-        *dP = Pt + TILE * TILE, *dK = dP + TILE * TILE, *dV = dK + TILE * D, *delta = dV + TILE * D,
+        *dO = Q + TILE * D, *S = dO + TILE * D, *P = S + TILE * TILE, *dP = P + TILE * TILE,
+        *dK = dP + TILE * TILE, *dV = dK + TILE * D, *delta = dV + TILE * D,
         *dQ = delta + G * T_pad;
   std::fill(dQ, dQ + G * T_pad * D, 0.0f);
   for (int64_t g = 0; g < G; ++g) {  // delta_t = dO_t . O_t, the softmax's correction term
@@ -230,15 +234,13 @@ void backward_kv_head(const Shape& s, int64_t b, int64_t kh, const float* q, con
           if (visible <= 0) std::fill(P + r * TILE, P + (r + 1) * TILE, 0.0f);
           else exp_row(S + r * TILE, shift, visible, P + r * TILE);
         }
-        transpose(TILE, TILE, P, TILE, Pt, TILE);
-        matmul(TILE, D, TILE, Pt, TILE, dO, D, dV, D, true);  // dV += P^T dO
+        matmul<true>(TILE, D, TILE, P, TILE, dO, D, dV, D, true);  // dV += P^T dO
         matmul(TILE, TILE, D, dO, D, Vt, TILE, dP, TILE, false);  // dP = dO V^T
         const float* dl = delta + g * T_pad + t0;
         for (int64_t r = 0; r < TILE; ++r)  // dS = P * (dP - delta): the softmax's backward
           for (int64_t c = 0; c < TILE; ++c) S[r * TILE + c] = P[r * TILE + c] * (dP[r * TILE + c] - (r < rows ? dl[r] : 0.0f));
         matmul(TILE, D, TILE, S, TILE, Ks, D, dQ + (g * T_pad + t0) * D, D, true);  // dQ += dS K / sqrt(D)
-        transpose(TILE, TILE, S, TILE, Pt, TILE);
-        matmul(TILE, D, TILE, Pt, TILE, Q, D, dK, D, true);  // dK += dS^T Q / sqrt(D)
+        matmul<true>(TILE, D, TILE, S, TILE, Q, D, dK, D, true);  // dK += dS^T Q / sqrt(D)
       }
     }
     for (int64_t c = 0; c < cols; ++c) {
@@ -254,7 +256,8 @@ void backward_kv_head(const Shape& s, int64_t b, int64_t kh, const float* q, con
 ffi::Error forward(ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k, ffi::Buffer<ffi::F32> v, int64_t threads,
                    ffi::ResultBuffer<ffi::F32> o, ffi::ResultBuffer<ffi::F32> lse) {
   const Shape s = shape_of(q, k);
-  const size_t scratch = 4 * TILE * s.D + 2 * TILE * TILE + 2 * TILE;
+  const int64_t T_pad = (s.T + TILE - 1) / TILE * TILE;
+  const size_t scratch = 3 * TILE * s.D + 2 * TILE * TILE + 2 * TILE + s.D * T_pad;
   parallel_for(s.B * s.H, threads, scratch, [&](int64_t task, float* buf) {
     forward_head(s, task / s.H, task % s.H, q.typed_data(), k.typed_data(), v.typed_data(), o->typed_data(),
                  lse->typed_data(), buf);
@@ -267,7 +270,7 @@ ffi::Error backward(ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k, ffi::Buffe
                     ffi::ResultBuffer<ffi::F32> dq, ffi::ResultBuffer<ffi::F32> dk, ffi::ResultBuffer<ffi::F32> dv) {
   const Shape s = shape_of(q, k);
   const int64_t T_pad = (s.T + TILE - 1) / TILE * TILE;
-  const size_t scratch = 8 * TILE * s.D + 4 * TILE * TILE + s.group() * T_pad * (s.D + 1);
+  const size_t scratch = 8 * TILE * s.D + 3 * TILE * TILE + s.group() * T_pad * (s.D + 1);
   parallel_for(s.B * s.Hkv, threads, scratch, [&](int64_t task, float* buf) {
     backward_kv_head(s, task / s.Hkv, task % s.Hkv, q.typed_data(), k.typed_data(), v.typed_data(), o.typed_data(),
                      lse.typed_data(), dout.typed_data(), dq->typed_data(), dk->typed_data(), dv->typed_data(), buf);

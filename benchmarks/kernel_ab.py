@@ -1,0 +1,76 @@
+"""Two versions of the fused CPU attention kernel, side by side in one process: forward and forward + backward.
+
+On a shared 2-core machine the load drifts by tens of percent from minute to minute, so timing
+two versions in separate processes compares the machine as much as the code. This script builds
+both C++ files (``cpu_kernels``' own build, cached), registers them under two names, checks that
+they compute the same values and gradients, and then times them in alternating rounds: each round
+takes the median of 10 calls of each, and the report gives the per-round ratios' median and how
+many rounds the second version won.
+
+    git show HEAD~1:tinyslm/model/flash_attention_cpu.cc > /tmp/old.cc
+    python benchmarks/kernel_ab.py /tmp/old.cc tinyslm/model/flash_attention_cpu.cc --shape 8 256 6 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import statistics
+import time
+from pathlib import Path
+
+import tinyslm  # noqa: F401  (sets the XLA:CPU defaults before JAX starts)
+import jax
+import jax.numpy as jnp
+
+from tinyslm.model import cpu_kernels
+
+
+def build(source: Path, prefix: str):
+    """Compile ``source`` (cached), register it as ``prefix``, return its attention op."""
+    compiler = cpu_kernels._compiler()
+    if compiler is None:
+        raise SystemExit("no C++ compiler found (set $CXX)")
+    cpu_kernels.register(ctypes.cdll.LoadLibrary(str(cpu_kernels._build(compiler, source))), prefix)
+    return cpu_kernels.attention_op(prefix)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("first", type=Path, help="the C++ file of version A (e.g. the previous commit's)")
+    parser.add_argument("second", type=Path, help="the C++ file of version B")
+    parser.add_argument("--shape", type=int, nargs=4, default=[8, 256, 6, 64], metavar=("B", "T", "H", "D"))
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+
+    q, k, v, d_out = (jax.random.normal(key, tuple(args.shape)) for key in jax.random.split(jax.random.key(0), 4))
+    calls = {}
+    for name, source in (("A", args.first), ("B", args.second)):
+        attend = build(source, f"kernel_ab_{name}")
+        calls[f"{name} forward"] = (jax.jit(attend), (q, k, v))
+        gradient = jax.grad(lambda q, k, v, g, attend=attend: jnp.sum(attend(q, k, v) * g), argnums=(0, 1, 2))
+        calls[f"{name} forward+backward"] = (jax.jit(gradient), (q, k, v, d_out))
+    grads_a, grads_b = (calls[f"{n} forward+backward"][0](q, k, v, d_out) for n in "AB")
+    max_difference = max(float(jnp.abs(a - b).max()) for a, b in zip(grads_a, grads_b))
+
+    ms = {name: [] for name in calls}
+    for r in range(args.rounds):
+        for name, (call, inputs) in calls.items() if r % 2 == 0 else reversed(calls.items()):
+            jax.block_until_ready(call(*inputs))
+            times = []
+            for _ in range(10):
+                start = time.perf_counter()
+                jax.block_until_ready(call(*inputs))
+                times.append((time.perf_counter() - start) * 1e3)
+            ms[name].append(statistics.median(times))
+    report = {"shape": args.shape, "rounds": args.rounds, "max_gradient_difference": max_difference}
+    for part in ("forward", "forward+backward"):
+        ratios = [a / b for a, b in zip(ms[f"A {part}"], ms[f"B {part}"])]
+        report[part] = {"A_ms": round(statistics.median(ms[f"A {part}"]), 3), "B_ms": round(statistics.median(ms[f"B {part}"]), 3),
+                        "speedup_B_over_A": round(statistics.median(ratios), 3), "rounds_B_faster": sum(x > 1 for x in ratios)}
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
