@@ -57,8 +57,9 @@ def _cpu_features() -> str:
         return platform.machine() + platform.processor()
 
 
-def _build(compiler: str, source: Path = SOURCE) -> Path:
-    """Compile ``source`` into the cache (once per source, flags, jaxlib and CPU) and return the library's path."""
+def _build(compiler: str, source: Path | None = None) -> Path:
+    """Compile ``source`` (default :data:`SOURCE`) into the cache, once per source, flags, jaxlib and CPU; return its path."""
+    source = source or SOURCE
     recipe = " ".join([compiler, *FLAGS, jaxlib.__version__, _cpu_features()])
     key = hashlib.sha256(source.read_bytes() + recipe.encode()).hexdigest()[:16]
     cache = cache_root() / "kernels"
