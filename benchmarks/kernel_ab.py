@@ -3,9 +3,9 @@
 On a shared 2-core machine the load drifts by tens of percent from minute to minute, so timing
 two versions in separate processes compares the machine as much as the code. This script builds
 both C++ files (``cpu_kernels``' own build, cached), registers them under two names, checks that
-they compute the same values and gradients, and then times them in alternating rounds: each round
-takes the median of 10 calls of each, and the report gives the per-round ratios' median and how
-many rounds the second version won.
+they compute the same gradients, and then times them taking turns (``train_throughput``'s
+``interleaved_ms``: each round, 10 calls of each in runs of 5); the report gives the per-round
+ratios' median and how many rounds the second version won.
 
     git show HEAD~1:tinyslm/model/flash_attention_cpu.cc > /tmp/old.cc
     python benchmarks/kernel_ab.py /tmp/old.cc tinyslm/model/flash_attention_cpu.cc --shape 8 256 6 64
@@ -17,7 +17,6 @@ import argparse
 import ctypes
 import json
 import statistics
-import time
 from pathlib import Path
 
 import tinyslm  # noqa: F401  (sets the XLA:CPU defaults before JAX starts)
@@ -25,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from tinyslm.model import cpu_kernels
+from train_throughput import interleaved_ms
 
 
 def build(source: Path, prefix: str):
@@ -36,6 +36,11 @@ def build(source: Path, prefix: str):
     return cpu_kernels.attention_op(prefix)
 
 
+def _wait(result, sync: bool) -> None:
+    if sync:
+        jax.block_until_ready(result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("first", type=Path, help="the C++ file of version A (e.g. the previous commit's)")
@@ -45,25 +50,16 @@ def main() -> None:
     args = parser.parse_args()
 
     q, k, v, d_out = (jax.random.normal(key, tuple(args.shape)) for key in jax.random.split(jax.random.key(0), 4))
-    calls = {}
+    calls, gradients = {}, {}
     for name, source in (("A", args.first), ("B", args.second)):
         attend = build(source, f"kernel_ab_{name}")
-        calls[f"{name} forward"] = (jax.jit(attend), (q, k, v))
-        gradient = jax.grad(lambda q, k, v, g, attend=attend: jnp.sum(attend(q, k, v) * g), argnums=(0, 1, 2))
-        calls[f"{name} forward+backward"] = (jax.jit(gradient), (q, k, v, d_out))
-    grads_a, grads_b = (calls[f"{n} forward+backward"][0](q, k, v, d_out) for n in "AB")
-    max_difference = max(float(jnp.abs(a - b).max()) for a, b in zip(grads_a, grads_b))
+        forward = jax.jit(attend)
+        gradients[name] = jax.jit(jax.grad(lambda q, k, v, g, attend=attend: jnp.sum(attend(q, k, v) * g), argnums=(0, 1, 2)))
+        calls[f"{name} forward"] = lambda sync, f=forward: _wait(f(q, k, v), sync)
+        calls[f"{name} forward+backward"] = lambda sync, f=gradients[name]: _wait(f(q, k, v, d_out), sync)
+    max_difference = max(float(jnp.abs(a - b).max()) for a, b in zip(*(gradients[n](q, k, v, d_out) for n in "AB")))
 
-    ms = {name: [] for name in calls}
-    for r in range(args.rounds):
-        for name, (call, inputs) in calls.items() if r % 2 == 0 else reversed(calls.items()):
-            jax.block_until_ready(call(*inputs))
-            times = []
-            for _ in range(10):
-                start = time.perf_counter()
-                jax.block_until_ready(call(*inputs))
-                times.append((time.perf_counter() - start) * 1e3)
-            ms[name].append(statistics.median(times))
+    ms = interleaved_ms(calls, args.rounds, steps_per_round=10, pause_s=0.0)  # each turn starts with an untimed call
     report = {"shape": args.shape, "rounds": args.rounds, "max_gradient_difference": max_difference}
     for part in ("forward", "forward+backward"):
         ratios = [a / b for a, b in zip(ms[f"A {part}"], ms[f"B {part}"])]
