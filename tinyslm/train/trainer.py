@@ -201,7 +201,7 @@ def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, progr
             mfu = rate / tokens_per_step * flops_per_step / peak
             lr = float(schedule(step))
             log.write("train", done, loss=loss, lr=lr, grad_norm=float(metrics["grad_norm"]),
-                      tokens_per_s=round(rate, 1), mfu=round(mfu, 4), elapsed_s=round(now - t_start, 2))
+                      tokens_per_s=round(rate, 1), mfu=float(f"{mfu:.4g}"), elapsed_s=round(now - t_start, 2))
             bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{rate:,.0f}", refresh=False)
             bar.update(done - bar.n)
             if done % tc.eval_interval == 0 or last:
