@@ -14,7 +14,6 @@ ratios' median and how many rounds the second version won.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import statistics
 from pathlib import Path
@@ -25,15 +24,6 @@ import jax.numpy as jnp
 
 from tinyslm.model import cpu_kernels
 from train_throughput import interleaved_ms
-
-
-def build(source: Path, prefix: str):
-    """Compile ``source`` (cached), register it as ``prefix``, return its attention op."""
-    compiler = cpu_kernels._compiler()
-    if compiler is None:
-        raise SystemExit("no C++ compiler found (set $CXX)")
-    cpu_kernels.register(ctypes.cdll.LoadLibrary(str(cpu_kernels._build(compiler, source))), prefix)
-    return cpu_kernels.attention_op(prefix)
 
 
 def _wait(result, sync: bool) -> None:
@@ -52,7 +42,7 @@ def main() -> None:
     q, k, v, d_out = (jax.random.normal(key, tuple(args.shape)) for key in jax.random.split(jax.random.key(0), 4))
     calls, gradients = {}, {}
     for name, source in (("A", args.first), ("B", args.second)):
-        attend = build(source, f"kernel_ab_{name}")
+        attend = cpu_kernels.load_kernel(source, f"kernel_ab_{name}")
         forward = jax.jit(attend)
         gradients[name] = jax.jit(jax.grad(lambda q, k, v, g, attend=attend: jnp.sum(attend(q, k, v) * g), argnums=(0, 1, 2)))
         calls[f"{name} forward"] = lambda sync, f=forward: _wait(f(q, k, v), sync)

@@ -155,6 +155,17 @@ def test_the_fused_cpu_kernel_builds_wherever_a_compiler_exists():
     assert cpu_kernels.available(x, x) == (cpu_kernels._compiler() is not None)
 
 
+def test_without_a_compiler_attention_falls_back_with_a_warning(monkeypatch):
+    monkeypatch.setattr(cpu_kernels, "_compiler", lambda: None)
+    cpu_kernels._load.cache_clear()
+    x = jnp.zeros((1, 1, 1, 16))
+    try:
+        with pytest.warns(UserWarning, match="no C.. compiler found"):
+            assert not cpu_kernels.available(x, x)
+    finally:
+        cpu_kernels._load.cache_clear()  # the next caller loads the real kernel again
+
+
 @pytest.mark.parametrize("B,T,H,Hkv,D", [(2, 150, 4, 2, 16), (3, 64, 3, 3, 32), (1, 1, 2, 1, 64), (1, 129, 2, 2, 48)])
 def test_fused_cpu_kernel_matches_naive_values_and_gradients(B, T, H, Hkv, D):
     """Tiles of 64: a short last tile, exactly one tile, a single token, a tile of one row; GQA."""

@@ -57,9 +57,8 @@ def _cpu_features() -> str:
         return platform.machine() + platform.processor()
 
 
-def _build(compiler: str, source: Path | None = None) -> Path:
-    """Compile ``source`` (default :data:`SOURCE`) into the cache, once per source, flags, jaxlib and CPU; return its path."""
-    source = source or SOURCE
+def _build(compiler: str, source: Path) -> Path:
+    """Compile ``source`` into the cache, once per source, flags, jaxlib and CPU; return the library's path."""
     recipe = " ".join([compiler, *FLAGS, jaxlib.__version__, _cpu_features()])
     key = hashlib.sha256(source.read_bytes() + recipe.encode()).hexdigest()[:16]
     cache = cache_root() / "kernels"
@@ -76,25 +75,31 @@ def _build(compiler: str, source: Path | None = None) -> Path:
     return library
 
 
-@functools.cache
-def _load() -> bool:
+def load_kernel(source: Path, prefix: str):
+    """Compile ``source`` (cached), register it as FFI targets ``{prefix}_forward`` / ``_backward``; return its op.
+
+    tinyslm loads :data:`SOURCE` as ``tinyslm_flash``; ``benchmarks/kernel_ab.py`` loads a second
+    version of the file under another prefix to time the two side by side in one process. Raises
+    ``RuntimeError`` when there is no compiler or the build fails, ``OSError`` when the library
+    does not load.
+    """
     compiler = _compiler()
     if compiler is None:
-        warnings.warn("tinyslm: no C++ compiler found (set $CXX); CPU attention uses the slower pure-JAX path")
-        return False
-    try:
-        library = ctypes.cdll.LoadLibrary(str(_build(compiler)))
-    except (OSError, RuntimeError) as error:
-        warnings.warn(f"tinyslm: the fused CPU attention kernel did not build; using the pure-JAX path. {error}")
-        return False
-    register(library, "tinyslm_flash")
-    return True
-
-
-def register(library: ctypes.CDLL, prefix: str) -> None:
-    """Register a built kernel library's two handlers as FFI targets ``{prefix}_forward`` and ``{prefix}_backward``."""
+        raise RuntimeError("no C++ compiler found (set $CXX)")
+    library = ctypes.cdll.LoadLibrary(str(_build(compiler, source)))
     for name, symbol in ((f"{prefix}_forward", "TinyslmFlashForward"), (f"{prefix}_backward", "TinyslmFlashBackward")):
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
+    return attention_op(prefix)
+
+
+@functools.cache
+def _load() -> bool:
+    try:
+        load_kernel(SOURCE, "tinyslm_flash")
+    except (OSError, RuntimeError) as error:
+        warnings.warn(f"tinyslm: the fused CPU attention kernel is not available; CPU attention uses the slower pure-JAX path. {error}")
+        return False
+    return True
 
 
 def available(q: jax.Array, k: jax.Array) -> bool:
@@ -112,8 +117,7 @@ def available(q: jax.Array, k: jax.Array) -> bool:
 def attention_op(prefix: str):
     """Causal attention with a custom gradient over the FFI targets ``{prefix}_forward`` / ``_backward``.
 
-    tinyslm's own is :func:`flash_attention`; ``benchmarks/kernel_ab.py`` builds a second one from
-    another version of the C++ file to time the two side by side in one process.
+    :func:`load_kernel` registers the targets; tinyslm's own op is :func:`flash_attention`.
     """
 
     def forward_call(q, k, v):
