@@ -337,7 +337,7 @@ def test_finetune_cli_reports_json_and_errors_in_one_line(base_run, tmp_path, ca
     assert main(["finetune", "--run", str(base_run), "--word-dropout", "0.2", "--out", str(tmp_path / "x")]) == 2
     assert "add --augment N" in capsys.readouterr().err
     assert main(["classify", "--run", str(base_run), "--text", "hello"]) == 2
-    assert "not a classifier run" in capsys.readouterr().err
+    assert f"make a classifier from it with `tinyslm finetune --run {base_run} --out" in capsys.readouterr().err
 
 
 def _record_example_counts(monkeypatch) -> dict:

@@ -95,8 +95,11 @@ class ClassifierSpec:
     def load(cls, run_dir: str | Path) -> ClassifierSpec:
         path = Path(run_dir, SPEC_FILE)
         if not path.is_file():
-            raise CheckpointError(f"{run_dir} is not a classifier run (no {SPEC_FILE}); make one with "
-                                  f"`tinyslm finetune --run BASE --task classify --out {run_dir}`")
+            run = Path(run_dir)
+            hint = (f"it is a language-model run: make a classifier from it with `tinyslm finetune --run {run} "
+                    f"--out {run}-cls`" if (run / "config.yaml").is_file() else
+                    f"make one with `tinyslm finetune --run BASE --out {run}`")
+            raise CheckpointError(f"{run_dir} is not a classifier run (no {SPEC_FILE}); {hint}")
         data = yaml.safe_load(path.read_text())
         try:
             data["labels"] = tuple(data["labels"])
