@@ -75,10 +75,11 @@ def _build(compiler: str, source: Path) -> Path:
     return library
 
 
-def load_kernel(source: Path, prefix: str):
-    """Compile ``source`` (cached), register it as FFI targets ``{prefix}_forward`` / ``_backward``; return its op.
+def load_kernel(source: Path, prefix: str) -> None:
+    """Compile ``source`` (cached) and register it as FFI targets ``{prefix}_forward`` / ``_backward``.
 
-    tinyslm loads :data:`SOURCE` as ``tinyslm_flash``; ``benchmarks/kernel_ab.py`` loads a second
+    :func:`attention_op` (``prefix``) then calls them. tinyslm loads :data:`SOURCE` as
+    ``tinyslm_flash`` (behind :func:`flash_attention`); ``benchmarks/kernel_ab.py`` loads a second
     version of the file under another prefix to time the two side by side in one process. Raises
     ``RuntimeError`` when there is no compiler or the build fails, ``OSError`` when the library
     does not load.
@@ -89,7 +90,6 @@ def load_kernel(source: Path, prefix: str):
     library = ctypes.cdll.LoadLibrary(str(_build(compiler, source)))
     for name, symbol in ((f"{prefix}_forward", "TinyslmFlashForward"), (f"{prefix}_backward", "TinyslmFlashBackward")):
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
-    return attention_op(prefix)
 
 
 @functools.cache
