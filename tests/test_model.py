@@ -11,6 +11,7 @@ from flax import nnx
 from tinyslm.config import ModelConfig, RopeScaling
 from tinyslm.model import attention as attention_module
 from tinyslm.model import cpu_kernels
+from tinyslm.model.linear import matmul
 from tinyslm.model import (
     TransformerLM,
     apply_rope,
@@ -240,6 +241,20 @@ def test_norms_match_numpy():
     g, b = RNG.standard_normal(12).astype(np.float32), RNG.standard_normal(12).astype(np.float32)
     np.testing.assert_allclose(layer_norm(x, g, b, 1e-5), np_layer_norm(x, g, b, 1e-5), atol=1e-5)
     np.testing.assert_allclose(rms_norm(x, g, 1e-6), np_rms_norm(x, g, 1e-6), atol=1e-5)
+
+
+
+@pytest.mark.parametrize("d_in,d_out", [(24, 6), (6, 24), (8, 8)])
+def test_matmul_gradients_equal_the_plain_products(d_in, d_out):
+    # d_in > d_out takes the reordered weight gradient on CPU; the others take X^T dY as written
+    x, w = RNG.standard_normal((10, d_in)).astype(np.float32), RNG.standard_normal((d_in, d_out)).astype(np.float32)
+    dy = RNG.standard_normal((10, d_out)).astype(np.float32)
+    y, pullback = jax.vjp(jax.jit(matmul), jnp.asarray(x), jnp.asarray(w))
+    dx, dw = jax.jit(pullback)(jnp.asarray(dy))
+    np.testing.assert_allclose(y, x @ w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, dy @ w.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, x.T @ dy, rtol=1e-5, atol=1e-5)
+    assert dw.shape == (d_in, d_out)
 
 
 # ----------------------------------------------------------------------------- the whole model

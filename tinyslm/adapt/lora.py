@@ -35,7 +35,7 @@ from flax import nnx
 
 from tinyslm.errors import CheckpointError, ConfigError
 from tinyslm.model.block import dropout
-from tinyslm.model.linear import Linear
+from tinyslm.model.linear import Linear, matmul
 
 TARGETS = ("q", "k", "v", "o", "gate", "up", "down")  # the projections of a block, by attribute name
 ADAPTERS_CONFIG = "adapters.json"
@@ -95,9 +95,9 @@ class LoRALinear(nnx.Module):
         y = self.base(x)
         if self.merged:
             return y
-        x = dropout(x, self.dropout_rate, self.dropout_key)
-        low_rank = (x @ self.lora_a[...].astype(x.dtype)) @ self.lora_b[...].astype(x.dtype)  # (..., r) -> (..., d_out)
-        return y + (self.scale * low_rank).astype(y.dtype)
+        rows = dropout(x, self.dropout_rate, self.dropout_key).reshape(-1, x.shape[-1])  # as Linear does
+        low_rank = matmul(matmul(rows, self.lora_a[...].astype(x.dtype)), self.lora_b[...].astype(x.dtype))  # (N, r) -> (N, d_out)
+        return y + (self.scale * low_rank.reshape(y.shape)).astype(y.dtype)
 
 
 def apply_lora(model: nnx.Module, targets=("q", "k", "v", "o"), rank: int = 8, alpha: float = 16.0,

@@ -1,9 +1,17 @@
 """The linear layer every other layer is made of: y = x @ W + b.
 
-The kernel is stored (d_in, d_out) and inputs are flattened to 2-D before the matmul. Both choices
-are about speed on XLA:CPU, measured on this project's 2-core machine: a 3-D (B, T, d) input made
-the MLP's forward+backward ~2x slower than the same rows flattened to (B*T, d), and ``x @ W`` with
-W (d_in, d_out) runs a single-row (decoding) matvec as fast as memory allows.
+The kernel is stored (d_in, d_out), inputs are flattened to 2-D before the matmul, and the matmul
+has its own backward pass. All three choices are about speed on XLA:CPU, measured on this
+project's 2-core machine:
+
+* a 3-D (B, T, d) input made the MLP's forward+backward ~2x slower than the same rows flattened
+  to (B*T, d);
+* ``x @ W`` with W (d_in, d_out) runs a single-row (decoding) matvec as fast as memory allows;
+* the weight gradient Xᵀ dY sums over the N rows of both operands. XLA:CPU runs that product
+  faster with the *narrower* operand on the left: for the MLP's down projection (d_in = 4 d_out)
+  it takes ~14.4 ms as dYᵀ X against ~16.4 as Xᵀ dY (2048 rows, 1536 -> 384), 0.77 against
+  1.10 ms at the Shakespeare recipe's size. :func:`matmul` computes the gradient in that order
+  and transposes the small result, which made whole train steps 1-1.5% faster.
 """
 
 from __future__ import annotations
@@ -11,6 +19,35 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax import lax
+
+ROWS = (((0,), (0,)), ((), ()))  # dot_general dimensions: contract the leading (row) axis of both
+
+
+@jax.custom_vjp
+def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """x (N, d_in) @ kernel (d_in, d_out) -> (N, d_out); the gradients are those of the plain product."""
+    return x @ kernel
+
+
+def _matmul_forward(x: jax.Array, kernel: jax.Array):
+    return x @ kernel, (x, kernel)
+
+
+def _matmul_backward(saved, dy: jax.Array):
+    x, kernel = saved
+    dx = lax.dot_general(dy, kernel, (((1,), (1,)), ((), ())))  # dY Wᵀ: (N, d_in)
+    d_in, d_out = kernel.shape
+    if d_in > d_out and jax.default_backend() == "cpu":
+        # (dYᵀ X)ᵀ: the narrow dY on the left. The barrier keeps XLA from folding the transpose
+        # back into the dot, which would restore the slower order.
+        dkernel = lax.optimization_barrier(lax.dot_general(dy, x, ROWS)).T
+    else:
+        dkernel = lax.dot_general(x, dy, ROWS)  # Xᵀ dY: (d_in, d_out)
+    return dx, dkernel
+
+
+matmul.defvjp(_matmul_forward, _matmul_backward)
 
 
 class Linear(nnx.Module):
@@ -22,7 +59,7 @@ class Linear(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         lead = x.shape[:-1]
-        y = x.reshape(-1, x.shape[-1]) @ self.kernel[...].astype(x.dtype)  # (N, d_in) @ (d_in, d_out)
+        y = matmul(x.reshape(-1, x.shape[-1]), self.kernel[...].astype(x.dtype))
         if self.bias is not None:
             y = y + self.bias[...].astype(y.dtype)
         return y.reshape(*lead, y.shape[-1])
