@@ -244,6 +244,25 @@ def test_norms_match_numpy():
 
 
 
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_layer_norm_gradients_equal_autodiff_of_the_formula(with_bias):
+    def formula(x, g, b):  # LayerNorm as written in the paper, differentiated by JAX
+        y = (x - x.mean(-1, keepdims=True)) / jnp.sqrt(x.var(-1, keepdims=True) + 1e-5) * g
+        return y if b is None else y + b
+
+    x = jnp.asarray(RNG.standard_normal((2, 5, 12)).astype(np.float32) * 3 + 1)
+    g, b = (jnp.asarray(RNG.standard_normal(12).astype(np.float32)) for _ in range(2))
+    b = b if with_bias else None
+    dy = jnp.asarray(RNG.standard_normal((2, 5, 12)).astype(np.float32))
+    y, pullback = jax.vjp(lambda *a: layer_norm(*a, 1e-5), x, g, b)
+    y_ref, pullback_ref = jax.vjp(formula, x, g, b)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    for grad, ref in zip(pullback(dy), pullback_ref(dy)):
+        assert (grad is None) == (ref is None)
+        if ref is not None:
+            np.testing.assert_allclose(grad, ref, rtol=1e-4, atol=1e-4)
+
 @pytest.mark.parametrize("d_in,d_out", [(24, 6), (6, 24), (8, 8)])
 def test_matmul_gradients_equal_the_plain_products(d_in, d_out):
     # d_in > d_out takes the reordered weight gradient on CPU; the others take X^T dY as written

@@ -16,6 +16,8 @@ the Shakespeare recipe: windowed sums took 9.2 ms of a train step's ~60, and 3.6
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -28,13 +30,46 @@ from tinyslm.model.linear import Linear
 def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array | None, eps: float) -> jax.Array:
     """LayerNorm (Ba et al. 2016): subtract the mean, divide by the std, then scale and shift.
 
-    x (..., D) -> (..., D); statistics are computed in float32 whatever x's dtype.
+    x (..., D) -> (..., D); statistics are computed in float32 whatever x's dtype. The backward
+    pass is written out by hand in :func:`_layer_norm_backward`.
     """
-    x32 = x.astype(jnp.float32)
-    mean = x32.mean(-1, keepdims=True)
-    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
-    y = (x32 - mean) * jax.lax.rsqrt(var + eps) * scale
-    return (y if bias is None else y + bias).astype(x.dtype)
+    return _layer_norm(x.astype(jnp.float32), scale, bias, eps).astype(x.dtype)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array | None, eps: float) -> jax.Array:
+    return _layer_norm_forward(x, scale, bias, eps)[0]
+
+
+def _layer_norm_forward(x, scale, bias, eps):
+    centred = x - x.mean(-1, keepdims=True)
+    rstd = jax.lax.rsqrt(jnp.square(centred).mean(-1, keepdims=True) + eps)
+    x_hat = centred * rstd
+    y = x_hat * scale
+    return (y if bias is None else y + bias), (x_hat, rstd, scale, bias)
+
+
+def _layer_norm_backward(eps, saved, dy):
+    """The gradients of y = x_hat * scale + bias, with x_hat = (x - mean) * rstd, worked out by hand:
+
+        g = dy * scale
+        dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))        means over the D features
+        dscale = sum of dy * x_hat over tokens,  dbias = sum of dy over tokens
+
+    Autodiff reaches the same numbers by differentiating each step of the forward pass, the mean
+    inside the variance included, whose share of the gradient is exactly zero. The written-out form
+    does less work: it made the Shakespeare recipe's whole train step ~2.5% faster on the 2-core CPU
+    (RMSNorm's autodiff backward, already short, measured the same as a written-out one).
+    """
+    x_hat, rstd, scale, bias = saved
+    g = dy * scale
+    dx = rstd * (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True))
+    dscale = (dy * x_hat).reshape(-1, dy.shape[-1]).sum(0)
+    dbias = None if bias is None else dy.reshape(-1, dy.shape[-1]).sum(0)
+    return dx, dscale, dbias
+
+
+_layer_norm.defvjp(_layer_norm_forward, _layer_norm_backward)
 
 
 def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
