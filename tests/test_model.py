@@ -263,17 +263,19 @@ def test_layer_norm_gradients_equal_autodiff_of_the_formula(with_bias):
         if ref is not None:
             np.testing.assert_allclose(grad, ref, rtol=1e-4, atol=1e-4)
 
+@pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("d_in,d_out", [(24, 6), (6, 24), (8, 8)])
-def test_matmul_gradients_equal_the_plain_products(d_in, d_out):
-    # d_in > d_out takes the reordered weight gradient on CPU; the others take X^T dY as written
-    x, w = RNG.standard_normal((10, d_in)).astype(np.float32), RNG.standard_normal((d_in, d_out)).astype(np.float32)
-    dy = RNG.standard_normal((10, d_out)).astype(np.float32)
-    y, pullback = jax.vjp(jax.jit(matmul), jnp.asarray(x), jnp.asarray(w))
-    dx, dw = jax.jit(pullback)(jnp.asarray(dy))
+def test_matmul_gradients_equal_the_plain_products(d_in, d_out, transposed):
+    # d_in > d_out (d_out > d_in when transposed) takes the reordered weight gradient on CPU
+    x, dy = RNG.standard_normal((10, d_in)).astype(np.float32), RNG.standard_normal((10, d_out)).astype(np.float32)
+    w = RNG.standard_normal((d_in, d_out)).astype(np.float32)
+    kernel = w.T if transposed else w  # transposed: stored (d_out, d_in), as a tied head's table
+    y, pullback = jax.vjp(jax.jit(lambda a, b: matmul(a, b, transposed)), jnp.asarray(x), jnp.asarray(kernel))
+    dx, dkernel = jax.jit(pullback)(jnp.asarray(dy))
     np.testing.assert_allclose(y, x @ w, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx, dy @ w.T, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(dw, x.T @ dy, rtol=1e-5, atol=1e-5)
-    assert dw.shape == (d_in, d_out)
+    np.testing.assert_allclose(dkernel, (x.T @ dy).T if transposed else x.T @ dy, rtol=1e-5, atol=1e-5)
+    assert dkernel.shape == kernel.shape
 
 
 # ----------------------------------------------------------------------------- the whole model

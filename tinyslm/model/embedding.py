@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from tinyslm.config import RopeScaling
+from tinyslm.model.linear import matmul
 
 
 class Embedding(nnx.Module):
@@ -40,11 +41,11 @@ class Embedding(nnx.Module):
     def attend(self, h: jax.Array) -> jax.Array:
         """Use the table as a tied output head: h (N, D) -> logits (N, V) = h @ weight.T.
 
-        Spelled as a ``dot_general`` contracting both minor axes: on XLA:CPU writing ``h @ W.T``
-        materialises the transpose and is over 10x slower for a single decoding row.
+        Spelled as a ``dot_general`` contracting both minor axes (:func:`matmul` with
+        ``transposed``): on XLA:CPU writing ``h @ W.T`` materialises the transpose and is over 10x
+        slower for a single decoding row.
         """
-        w = self.weight[...].astype(h.dtype)
-        return jax.lax.dot_general(h, w, (((1,), (1,)), ((), ())))
+        return matmul(h, self.weight[...].astype(h.dtype), True)
 
 
 def rope_frequencies(head_dim: int, theta: float, scaling: RopeScaling | None = None) -> jax.Array:
