@@ -11,7 +11,6 @@ from flax import nnx
 from tinyslm.config import ModelConfig, RopeScaling
 from tinyslm.model import attention as attention_module
 from tinyslm.model import cpu_kernels
-from tinyslm.model.linear import matmul
 from tinyslm.model import (
     TransformerLM,
     apply_rope,
@@ -24,6 +23,7 @@ from tinyslm.model import (
     rms_norm,
     rope_frequencies,
 )
+from tinyslm.model.linear import matmul
 
 RNG = np.random.default_rng(0)
 
@@ -243,8 +243,6 @@ def test_norms_match_numpy():
     np.testing.assert_allclose(rms_norm(x, g, 1e-6), np_rms_norm(x, g, 1e-6), atol=1e-5)
 
 
-
-
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_layer_norm_gradients_equal_autodiff_of_the_formula(with_bias):
     def formula(x, g, b):  # LayerNorm as written in the paper, differentiated by JAX
@@ -262,6 +260,7 @@ def test_layer_norm_gradients_equal_autodiff_of_the_formula(with_bias):
         assert (grad is None) == (ref is None)
         if ref is not None:
             np.testing.assert_allclose(grad, ref, rtol=1e-4, atol=1e-4)
+
 
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("d_in,d_out", [(24, 6), (6, 24), (8, 8)])

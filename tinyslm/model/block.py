@@ -64,12 +64,15 @@ def _layer_norm_backward(eps, saved, dy):
     x_hat, rstd, scale, bias = saved
     g = dy * scale
     dx = rstd * (g - g.mean(-1, keepdims=True) - x_hat * (g * x_hat).mean(-1, keepdims=True))
-    dscale = (dy * x_hat).reshape(-1, dy.shape[-1]).sum(0)
-    dbias = None if bias is None else dy.reshape(-1, dy.shape[-1]).sum(0)
-    return dx, dscale, dbias
+    return dx, _sum_over_tokens(dy * x_hat), None if bias is None else _sum_over_tokens(dy)
 
 
 _layer_norm.defvjp(_layer_norm_forward, _layer_norm_backward)
+
+
+def _sum_over_tokens(a: jax.Array) -> jax.Array:
+    """(..., D) -> (D,): the gradient of a per-feature parameter that every token shares."""
+    return a.reshape(-1, a.shape[-1]).sum(0)
 
 
 def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:

@@ -45,7 +45,7 @@ class Embedding(nnx.Module):
         ``transposed``): on XLA:CPU writing ``h @ W.T`` materialises the transpose and is over 10x
         slower for a single decoding row.
         """
-        return matmul(h, self.weight[...].astype(h.dtype), True)
+        return matmul(h, self.weight[...].astype(h.dtype), transposed=True)
 
 
 def rope_frequencies(head_dim: int, theta: float, scaling: RopeScaling | None = None) -> jax.Array:
