@@ -6,6 +6,7 @@ a copy whose earlier blocks carry the same masks, with the norms summed in NumPy
 """
 
 import json
+import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -125,6 +126,8 @@ def test_sequential_two_four_and_what_it_refuses():
 @pytest.fixture(scope="module")
 def run_without_data(tmp_path_factory):
     """A run with a character tokenizer over TinyStories and no data/ folder, like an imported model."""
+    if not os.environ.get("TINYSLM_DATA_DIR"):  # the TinyStories sample is a shared data file
+        pytest.skip("set TINYSLM_DATA_DIR to the shared data folder")
     text = load_text(load_config(None, ["data.name=tinystories"]).data)
     tokenizer = CharTokenizer.from_text(text)
     config = RunConfig(model=ModelConfig(vocab_size=tokenizer.vocab_size, d_model=16, n_layers=2, n_heads=2,
