@@ -13,8 +13,8 @@ import sys
 import pytest
 
 # A computation with a 128 MB intermediate: the (8192, 4096) product must be materialised before
-# the second product reads it, so XLA gives it a scratch buffer. The script reports the page faults
-# of its third call (the first two compile and warm up) and how many 4 KB pages that buffer spans.
+# the second product reads it, so XLA gives it a scratch buffer. The script reports the minor page
+# faults of each of 16 calls and how many 4 KB pages that buffer spans.
 SCRIPT = """
 import json, resource
 import tinyslm
@@ -22,25 +22,31 @@ import jax, jax.numpy as jnp
 
 x, w, v = jnp.ones((8192, 64)), jnp.ones((64, 4096)), jnp.ones((4096, 1))
 f = jax.jit(lambda x, w, v: (x @ w) @ v)
-for _ in range(2):
+faults = []
+for _ in range(16):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     f(x, w, v).block_until_ready()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-f(x, w, v).block_until_ready()
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(json.dumps({"faults": faults, "buffer_pages": 8192 * 4096 * 4 // 4096}))
 """
 
 
-def _third_call(keep_freed_memory: str) -> dict:
+def _calls(keep_freed_memory: str) -> tuple[list[int], int]:
     env = {**os.environ, "TINYSLM_KEEP_FREED_MEMORY": keep_freed_memory, "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["faults"], report["buffer_pages"]
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="a glibc setting")
 def test_scratch_buffer_is_reused_instead_of_mapped_again():
-    kept = _third_call("1")
-    assert kept["faults"] < kept["buffer_pages"] // 10, kept  # the same pages as the call before
-    default = _third_call("0")  # glibc's defaults: the buffer is mapped and zero-filled again
-    assert default["faults"] > default["buffer_pages"] // 2, default
+    """Over the last 8 of 16 calls: the buffer's pages are faulted in again by at most 2 calls, not by every one.
+
+    The first calls may still fault: small blocks allocated between calls can land in the freed
+    buffer, and the heap then grows until a free region fits it (seen: 1-7 calls, then none).
+    """
+    kept, pages = _calls("1")
+    assert sum(kept[8:]) < 2 * pages, kept
+    default, pages = _calls("0")  # glibc's defaults: mapped and zero-filled again on every call
+    assert sum(default[8:]) > 6 * pages, default

@@ -12,15 +12,16 @@ Importing tinyslm changes two process-wide defaults, both for speed on a CPU.
   one scratch buffer from ``malloc`` for its intermediate values: ~400 MB for a train step of the
   wide benchmark model. By default glibc serves a block that large with a fresh ``mmap`` and
   unmaps it when it is freed, and it hands the top of its heap back to the kernel as well, so every
-  step the kernel maps and zero-fills ~45,000 new 4 KB pages again (a tenth of the step's time).
+  step the kernel maps and zero-fills ~100,000 new 4 KB pages again (a tenth of the step's time).
   tinyslm tells glibc (``mallopt``) to take every block from its heap and never to hand memory
   back, and tells JAX to run CPU computations on the calling thread instead of a worker thread
   (``jax_cpu_enable_async_dispatch``): glibc gives other threads smaller heaps of their own, which
   cannot hold a block that size and fall back to ``mmap``. The next step then reuses the same
   pages. Train steps on the 2-core CPU took 14-20% less time (``benchmarks/README.md``). The cost:
-  the process keeps its peak memory until it exits, as a caching allocator does, and a call into
-  a compiled function returns when its work is done. ``TINYSLM_KEEP_FREED_MEMORY=0`` leaves glibc
-  and JAX as they were.
+  the process keeps its peak memory until it exits, as a caching allocator does (in the first
+  calls the heap can grow by a few more buffers before a freed region fits one; the wide model's
+  peak stayed at ~1.1 GB), and a call into a compiled function returns when its work is done.
+  ``TINYSLM_KEEP_FREED_MEMORY=0`` leaves glibc and JAX as they were.
 """
 
 import ctypes
