@@ -227,6 +227,15 @@ def test_rope_matches_naive_rotation(scaling):
     np.testing.assert_allclose(got, np_rope(x, pos, 10000.0, scaling), atol=2e-4, rtol=1e-4)
 
 
+def test_rope_gradient_is_the_inverse_rotation():
+    """A rotation's transpose is the rotation back, so the gradient of RoPE at position p is RoPE at -p."""
+    inv_freq = rope_frequencies(16, 10000.0)
+    x, g = (jnp.asarray(RNG.standard_normal((2, 5, 3, 16)), jnp.float32) for _ in range(2))
+    pos = jnp.asarray(RNG.integers(0, 500, (2, 5)))
+    _, pullback = jax.vjp(lambda x: apply_rope(x, pos, inv_freq), x)
+    np.testing.assert_allclose(pullback(g)[0], apply_rope(g, -pos, inv_freq), atol=1e-5)
+
+
 def test_rope_scores_depend_only_on_relative_position():
     inv_freq = rope_frequencies(8, 10000.0)
     q = jnp.asarray(RNG.standard_normal((1, 1, 1, 8)), jnp.float32)

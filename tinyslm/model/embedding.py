@@ -80,10 +80,18 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
     Feature i is paired with feature i + D/2 (the "rotate half" layout used by Hugging Face
     Llama/Qwen checkpoints), and each pair (a, b) is rotated by angle = position * inv_freq[i]:
         a' = a cos - b sin,   b' = b cos + a sin.
+
+    Written with the two halves as an axis of length 2, that is ``[a, b] * [cos, cos] + [b, a] *
+    [-sin, sin]``, where ``[b, a]`` reverses that axis. The same numbers as computing a' and b'
+    and concatenating them, but XLA:CPU runs the reversal as plain indexing and a concatenation
+    as a per-element choice between its inputs: this form made the Llama recipe's whole train
+    step 2.5-4.5% faster on the 2-core CPU (measured; broadcasting one cos over the length-2 axis
+    instead of stacking it twice was 7% *slower*).
     """
     angles = positions[:, :, None].astype(jnp.float32) * inv_freq  # (B, T, D/2)
-    cos = jnp.cos(angles)[:, :, None, :]  # (B, T, 1, D/2): the same rotation for every head
-    sin = jnp.sin(angles)[:, :, None, :]
-    a, b = jnp.split(x.astype(jnp.float32), 2, axis=-1)
-    rotated = jnp.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
-    return rotated.astype(x.dtype)
+    cos, sin = jnp.cos(angles)[:, :, None], jnp.sin(angles)[:, :, None]  # (B, T, 1, D/2): one rotation for every head
+    cos_pair = jnp.stack([cos, cos], axis=-2)  # (B, T, 1, 2, D/2)
+    sin_pair = jnp.stack([-sin, sin], axis=-2)
+    halves = x.astype(jnp.float32).reshape(*x.shape[:-1], 2, x.shape[-1] // 2)  # (B, T, H, 2, D/2): [a, b]
+    rotated = halves * cos_pair + halves[..., ::-1, :] * sin_pair
+    return rotated.reshape(x.shape).astype(x.dtype)
