@@ -1,12 +1,15 @@
-"""Train-step throughput: tinyslm against PyTorch on the identical GPT-2 model, same machine, same run.
+"""Train-step throughput: tinyslm against PyTorch on the identical model, same machine, same run.
 
 The peer is Hugging Face ``transformers``' ``GPT2LMHeadModel`` with the same shape (biases, tied
 embeddings, tanh GELU, no dropout) trained by ``torch.optim.AdamW``; tinyslm runs its own compiled
 train step (AdamW, clipping, the lot). Both in float32 on the CPU, both on the same batch shape,
-in this process, taking turns (never at the same time: they would fight for the cores).
+in this process, taking turns (never at the same time: they would fight for the cores). With
+``--arch llama`` both sides are Llama instead (RoPE, RMSNorm, SwiGLU, no biases, tied embeddings):
+tinyslm's ``llama`` preset against ``LlamaForCausalLM`` with the same parameters.
 
     python benchmarks/train_throughput.py              # both sizes, prints one JSON object
     python benchmarks/train_throughput.py --sizes shakespeare --rounds 12
+    python benchmarks/train_throughput.py --arch llama --sizes shakespeare
 
 The two take turns in rounds: tinyslm times 10 steps (two runs of 5), then PyTorch does, and
 the next round starts with PyTorch. A short rest before each turn lets the other's idle threads
@@ -61,8 +64,8 @@ def median_ms(step: Callable, steps: int, warmup: int, run_length: int = 5) -> f
     return float(np.median(times) * 1e3)
 
 
-def tinyslm_step(size: dict) -> tuple[Callable, ModelConfig]:
-    config = ModelConfig(preset="gpt", vocab_size=size["vocab"], d_model=size["d_model"], n_layers=size["n_layers"],
+def tinyslm_step(size: dict, arch: str = "gpt") -> tuple[Callable, ModelConfig]:
+    config = ModelConfig(preset=arch, vocab_size=size["vocab"], d_model=size["d_model"], n_layers=size["n_layers"],
                          n_heads=size["n_heads"], max_seq_len=size["seq_len"])
     train_config = TrainConfig(batch_size=size["batch"], seq_len=size["seq_len"], lr=1e-3, weight_decay=0.1)
     graphdef, params = nnx.split(TransformerLM(config, rngs=nnx.Rngs(0)))
@@ -80,15 +83,27 @@ def tinyslm_step(size: dict) -> tuple[Callable, ModelConfig]:
     return step, config
 
 
-def torch_step(size: dict) -> tuple[Callable, int]:
+def torch_model(size: dict, arch: str, d_ff: int):
+    """The peer: ``transformers``' GPT-2 or Llama with tinyslm's shape, in training mode."""
+    import transformers
+
+    if arch == "llama":
+        config = transformers.LlamaConfig(
+            vocab_size=size["vocab"], hidden_size=size["d_model"], intermediate_size=d_ff,
+            num_hidden_layers=size["n_layers"], num_attention_heads=size["n_heads"],
+            max_position_embeddings=size["seq_len"], rms_norm_eps=1e-5, tie_word_embeddings=True)
+        return transformers.LlamaForCausalLM(config).train()
+    config = transformers.GPT2Config(vocab_size=size["vocab"], n_positions=size["seq_len"], n_embd=size["d_model"],
+                                     n_layer=size["n_layers"], n_head=size["n_heads"], resid_pdrop=0.0,
+                                     embd_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu_new")
+    return transformers.GPT2LMHeadModel(config).train()
+
+
+def torch_step(size: dict, arch: str = "gpt", d_ff: int = 0) -> tuple[Callable, int]:
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=size["vocab"], n_positions=size["seq_len"], n_embd=size["d_model"],
-                        n_layer=size["n_layers"], n_head=size["n_heads"], resid_pdrop=0.0, embd_pdrop=0.0,
-                        attn_pdrop=0.0, activation_function="gelu_new")
-    model = GPT2LMHeadModel(config).train()
+    model = torch_model(size, arch, d_ff)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     windows = torch.randint(0, size["vocab"], (size["batch"], size["seq_len"] + 1))
     inputs, targets = windows[:, :-1], windows[:, 1:]
@@ -118,6 +133,8 @@ def interleaved_ms(steps: dict[str, Callable], rounds: int, steps_per_round: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--arch", default="gpt", choices=["gpt", "llama"],
+                        help="gpt: GPT2LMHeadModel as the peer (the default); llama: LlamaForCausalLM")
     parser.add_argument("--rounds", type=int, default=8, help="turns each of tinyslm and PyTorch takes")
     parser.add_argument("--steps-per-round", type=int, default=10, help="timed steps per turn (in runs of 5)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each before the first round")
@@ -129,13 +146,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     peak, peak_source = device_peak_flops()
-    report = {"peak_flops": peak, "peak_source": peak_source, "torch": torch.__version__, "jax": jax.__version__,
-              "sizes": {}}
+    report = {"arch": args.arch, "peak_flops": peak, "peak_source": peak_source, "torch": torch.__version__,
+              "jax": jax.__version__, "sizes": {}}
     for name in args.sizes:
         size = SIZES[name]
         tokens = size["batch"] * size["seq_len"]
-        ours, config = tinyslm_step(size)
-        peer, torch_params = torch_step(size)
+        ours, config = tinyslm_step(size, args.arch)
+        peer, torch_params = torch_step(size, args.arch, config.d_ff)
         assert torch_params == param_count(config), "the peer must have exactly tinyslm's parameters"
         for step in (ours, peer):
             for _ in range(args.warmup):
