@@ -83,13 +83,13 @@ def tinyslm_step(size: dict, arch: str = "gpt") -> tuple[Callable, ModelConfig]:
     return step, config
 
 
-def torch_model(size: dict, arch: str, d_ff: int):
-    """The peer: ``transformers``' GPT-2 or Llama with tinyslm's shape, in training mode."""
+def torch_model(size: dict, ours: ModelConfig):
+    """The peer of tinyslm's model ``ours``: ``transformers``' GPT-2 or Llama of its shape, in training mode."""
     import transformers
 
-    if arch == "llama":
+    if ours.preset == "llama":
         config = transformers.LlamaConfig(
-            vocab_size=size["vocab"], hidden_size=size["d_model"], intermediate_size=d_ff,
+            vocab_size=size["vocab"], hidden_size=size["d_model"], intermediate_size=ours.d_ff,
             num_hidden_layers=size["n_layers"], num_attention_heads=size["n_heads"],
             max_position_embeddings=size["seq_len"], rms_norm_eps=1e-5, tie_word_embeddings=True)
         return transformers.LlamaForCausalLM(config).train()
@@ -99,11 +99,11 @@ def torch_model(size: dict, arch: str, d_ff: int):
     return transformers.GPT2LMHeadModel(config).train()
 
 
-def torch_step(size: dict, arch: str = "gpt", d_ff: int = 0) -> tuple[Callable, int]:
+def torch_step(size: dict, ours: ModelConfig) -> tuple[Callable, int]:
     import torch
 
     torch.manual_seed(0)
-    model = torch_model(size, arch, d_ff)
+    model = torch_model(size, ours)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     windows = torch.randint(0, size["vocab"], (size["batch"], size["seq_len"] + 1))
     inputs, targets = windows[:, :-1], windows[:, 1:]
@@ -152,7 +152,7 @@ def main() -> None:
         size = SIZES[name]
         tokens = size["batch"] * size["seq_len"]
         ours, config = tinyslm_step(size, args.arch)
-        peer, torch_params = torch_step(size, args.arch, config.d_ff)
+        peer, torch_params = torch_step(size, config)
         assert torch_params == param_count(config), "the peer must have exactly tinyslm's parameters"
         for step in (ours, peer):
             for _ in range(args.warmup):
