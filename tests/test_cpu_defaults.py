@@ -39,11 +39,11 @@ def _calls(keep_freed_memory: str) -> tuple[list[int], int]:
     return report["faults"], report["buffer_pages"]
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="a glibc setting")
 def _calls_faulting_the_buffer(faults: list[int], pages: int) -> int:
     return sum(f > pages // 2 for f in faults)
 
 
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="a glibc setting")
 def test_scratch_buffer_is_reused_instead_of_mapped_again():
     """Over the last 16 of 32 calls: fewer than half fault the buffer's pages in again; without the setting, all do.
 

@@ -18,9 +18,9 @@ Importing tinyslm changes two process-wide defaults, both for speed on a CPU.
   (``jax_cpu_enable_async_dispatch``): glibc gives other threads smaller heaps of their own, which
   cannot hold a block that size and fall back to ``mmap``. The next step then reuses the same
   pages. Train steps on the 2-core CPU took 14-20% less time (``benchmarks/README.md``). The cost:
-  the process keeps its peak memory until it exits, as a caching allocator does (in the first
-  calls the heap can grow by a few more buffers before a freed region fits one; the wide model's
-  peak stayed at ~1.1 GB), and a call into a compiled function returns when its work is done.
+  the process keeps its peak memory until it exits, as a caching allocator does (the heap can grow
+  by a few more buffers when small blocks land in a freed one, mostly in the first calls; the wide
+  model's peak stayed at ~1.1 GB), and a call into a compiled function returns when its work is done.
   ``TINYSLM_KEEP_FREED_MEMORY=0`` leaves glibc and JAX as they were.
 """
 
